@@ -1,0 +1,1 @@
+"""eidemu's tester side: talk to any card (emulated or real) and check its behaviour."""

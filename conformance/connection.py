@@ -1,0 +1,106 @@
+"""One small interface to a card, whatever is behind it.
+
+``CardConnection`` is all the tester side needs: ``transmit`` (command bytes in, response
+bytes with status word out), ``reset`` and ``atr``. Implementations: the in-process emulator
+(here); the virtual-reader and PC/SC connections plug in behind the same interface and are
+chosen by one URI string (:func:`open_card`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from emulator.iso7816.apdu import ResponseAPDU
+from emulator.iso7816.card import Card
+
+
+class CardConnectionError(Exception):
+    """A card or reader that cannot be reached; the message is one line for users."""
+
+
+@runtime_checkable
+class CardConnection(Protocol):
+    """Transmit, reset, ATR: what every card connection offers."""
+
+    description: str
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def transmit(self, command: bytes) -> bytes: ...
+
+    def reset(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def exchange(connection: CardConnection, command: bytes) -> ResponseAPDU:
+    """Transmit and split the response into data and status word."""
+    return ResponseAPDU.parse(connection.transmit(command))
+
+
+class InProcessConnection:
+    """The emulator in this process: no reader, no sockets."""
+
+    def __init__(self, card: Card, description: str = "emulator") -> None:
+        self.card = card
+        self.description = description
+        if not card.powered:
+            card.power_on()
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def transmit(self, command: bytes) -> bytes:
+        return self.card.transmit(command)
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def close(self) -> None:
+        self.card.power_off()
+
+
+# Scheme -> opener. Other modules register theirs (pcsc:, vpcd:) with register_scheme.
+_SCHEMES: dict[str, Callable[[str], CardConnection]] = {}
+
+
+def register_scheme(scheme: str, opener: Callable[[str], CardConnection]) -> None:
+    _SCHEMES[scheme] = opener
+
+
+def _open_emulator(target: str) -> CardConnection:
+    from emulator.profile import load_profile
+
+    profile_name, _, state = target.partition("?state=")
+    card = load_profile(profile_name).build(state or None)
+    return InProcessConnection(card, f"emulator:{profile_name}")
+
+
+register_scheme("emulator", _open_emulator)
+
+
+def open_card(uri: str) -> CardConnection:
+    """Open ``emulator:<profile>[?state=FILE]``, ``pcsc:<reader>`` or ``vpcd:<host:port>``."""
+    scheme, sep, target = uri.partition(":")
+    if not sep:
+        raise CardConnectionError(f"card URI {uri!r} needs a scheme: emulator:, pcsc: or vpcd:")
+    if scheme not in _SCHEMES:
+        _load_optional_schemes()
+    opener = _SCHEMES.get(scheme)
+    if opener is None:
+        raise CardConnectionError(f"unknown card URI scheme {scheme!r} (known: {', '.join(sorted(_SCHEMES))})")
+    return opener(target)
+
+
+def _load_optional_schemes() -> None:
+    """Transports that need optional packages register themselves on import."""
+    import importlib
+
+    for module in ("conformance.pcsc", "conformance.vpcd"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass

@@ -1,0 +1,69 @@
+"""The ``eidemu`` command line: one entry point, one module per subcommand group.
+
+Exit codes: 0 success; 1 a card answered an error where success was expected (or a test
+failed); 2 usage or input error. Errors are one readable line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module has register(subparsers); a subcommand's handler returns the exit code.
+SUBCOMMAND_MODULES = (
+    "emulator.cli.demo",
+    "emulator.cli.apdu",
+    "emulator.cli.profile",
+)
+
+EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or input files; printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="eidemu",
+        description="Emulated Taiwan identity smart cards and a conformance test harness.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log card-side events to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="eidemu: %(message)s")
+    from conformance.connection import CardConnectionError
+    from emulator.profile import ProfileError
+    from emulator.state import StateError
+
+    try:
+        return int(args.handler(args))
+    except (UsageError, ProfileError, StateError, CardConnectionError, OSError, ValueError) as exc:
+        print(f"eidemu: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("eidemu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""The card operating system: the layers an APDU passes through.
+
+1. **Transmission** (this module): APDU parsing (6700 on malformed input), class byte
+   decoding (ISO/IEC 7816-4 §5.4.1), logical channels and MANAGE CHANNEL (§5.4.1, §11.1.2),
+   command chaining (CLA b5, §5.4.1), response chaining with ``61xx`` and GET RESPONSE
+   (§5.1.3, §11.1.3 ... ISO 7816-3 §12.2.3 for T=0).
+2. **Secure messaging** (:mod:`emulator.iso7816.sm`): a per-channel session object unwraps
+   protected commands and wraps responses, so applications only ever see plain commands.
+3. **Applications**: the one current on the channel handles the command. Applications are
+   registered by AID; the default application answers when no AID was selected.
+4. **File system and security objects** shared by all applications.
+
+The OS never lets an exception escape: a handler raises :class:`CardError` to answer a
+status word, and anything else is logged and answered ``6F00``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .apdu import CommandAPDU
+from .fs import DF, EF, File
+from .security import Pin, SecurityState
+from .sw import INS, SW, CardError
+
+if TYPE_CHECKING:
+    from ..state import StateStore
+
+log = logging.getLogger("eidemu.card")
+
+OK = b"\x90\x00"
+
+
+class SecureMessagingSession(Protocol):
+    """What the transmission layer needs from a secure-messaging session (§10)."""
+
+    def unwrap(self, cmd: CommandAPDU) -> CommandAPDU: ...
+
+    def wrap(self, data: bytes, sw: int) -> tuple[bytes, int]: ...
+
+
+@dataclass
+class SymmetricKey:
+    """A secret key object for EXTERNAL AUTHENTICATE or secure channels. Test keys only."""
+
+    ref: int
+    algorithm: str  # "3des" or "aes"
+    value: bytes = field(repr=False)
+
+    def __repr__(self) -> str:  # keys never appear in logs
+        return f"SymmetricKey(ref={self.ref:#04x}, algorithm={self.algorithm!r})"
+
+
+@dataclass(eq=False)
+class Channel:
+    """A logical channel's volatile context (ISO 7816-4 §5.4.1)."""
+
+    number: int
+    app: Application
+    current_df: DF
+    current_ef: EF | None = None
+    security: SecurityState = field(default_factory=SecurityState)
+    sm: SecureMessagingSession | None = None
+    pending: bytes = b""
+    chain_header: tuple[int, int, int] | None = None
+    chain_data: bytearray = field(default_factory=bytearray)
+    app_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current_file(self) -> File:
+        return self.current_ef or self.current_df
+
+
+Handler = Callable[[CommandAPDU, Channel], bytes]
+
+
+class Application:
+    """Base of card applications: a table of instruction handlers and a class-byte rule.
+
+    Subclasses add handlers in ``__init__`` (``self.handlers[INS.X] = self.method``).
+    ``process`` receives commands with the interindustry class normalised to ``00``
+    (channel, chaining and secure-messaging bits already consumed by the lower layers);
+    proprietary class bytes (b8 = 1) arrive unchanged.
+    """
+
+    type_name = "base"
+
+    def __init__(
+        self,
+        card: Card,
+        df: DF,
+        aid: bytes = b"",
+        options: dict[str, Any] | None = None,
+        base_dir: Path | None = None,
+    ):
+        self.card = card
+        self.base_dir = base_dir
+        self.df = df
+        self.aid = aid
+        self.options = dict(options or {})
+        self.handlers: dict[int, Handler] = {}
+
+    def accepts_class(self, cla: int) -> bool:
+        """Interindustry class only, by default (ISO 7816-4 §5.4.1)."""
+        return cla == 0
+
+    def process(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        if not self.accepts_class(cmd.cla):
+            raise CardError(SW.CLA_NOT_SUPPORTED)
+        handler = self.handlers.get(cmd.ins)
+        if handler is None:
+            raise CardError(SW.INS_NOT_SUPPORTED)
+        return handler(cmd, channel)
+
+    def on_select(self, channel: Channel) -> None:
+        """Called when the application becomes current on a channel."""
+
+    def reset(self) -> None:
+        """Called on power-off and reset: drop any volatile state kept on the object."""
+
+
+class Card:
+    """An emulated card: ATR, file system, security objects, applications, channels.
+
+    ``transmit`` takes a command APDU and always returns a response APDU. Power and reset
+    clear every volatile state (channels, verified PINs, secure messaging, pending data);
+    PIN counters and file contents survive them and, with a ``store``, process restarts.
+    """
+
+    def __init__(
+        self,
+        atr: bytes,
+        mf: DF,
+        *,
+        pins: dict[int, Pin] | None = None,
+        keys: dict[int, SymmetricKey] | None = None,
+        data_objects: dict[int, bytes] | None = None,
+        max_channels: int = 4,
+        always_get_response: bool = False,
+        name: str = "card",
+        store: StateStore | None = None,
+    ) -> None:
+        self.atr = atr
+        self.mf = mf
+        self.pins = pins or {}
+        self.keys = keys or {}
+        self.data_objects = data_objects or {}
+        self.max_channels = max_channels
+        self.always_get_response = always_get_response
+        self.name = name
+        self.store = store
+        self.applications: dict[bytes, Application] = {}
+        self.default_app: Application = Application(self, mf)
+        self.channels: dict[int, Channel] = {}
+        self.dirty_files: set[str] = set()
+        self.tracer: Callable[[bytes, bytes, float], None] | None = None
+        self.random: Callable[[int], bytes] = os.urandom
+        self.powered = False
+
+    # -- configuration ---------------------------------------------------------------
+
+    def set_default_application(self, app: Application) -> None:
+        self.default_app = app
+
+    def add_application(self, app: Application) -> None:
+        if app.aid in self.applications:
+            raise ValueError(f"duplicate application AID {app.aid.hex().upper()}")
+        self.applications[app.aid] = app
+
+    def application_for(self, aid: bytes, partial: bool = True) -> Application | None:
+        app = self.applications.get(aid)
+        if app is None and partial and aid:
+            app = next((a for k, a in self.applications.items() if k.startswith(aid)), None)
+        return app
+
+    # -- power ------------------------------------------------------------------------
+
+    def power_on(self) -> bytes:
+        """Cold start: fresh channel 0 on the default application; returns the ATR."""
+        self.channels = {0: self._new_channel(0)}
+        for app in (self.default_app, *self.applications.values()):
+            app.reset()
+        self.powered = True
+        return self.atr
+
+    def power_off(self) -> None:
+        self.channels = {}
+        for app in (self.default_app, *self.applications.values()):
+            app.reset()
+        self.powered = False
+
+    def reset(self) -> bytes:
+        """Warm reset: volatile state cleared exactly as after a power cycle."""
+        self.power_off()
+        return self.power_on()
+
+    def _new_channel(self, number: int) -> Channel:
+        channel = Channel(number, self.default_app, self.mf)
+        self.default_app.on_select(channel)
+        return channel
+
+    # -- persistence ------------------------------------------------------------------
+
+    def mark_dirty(self, f: File) -> None:
+        self.dirty_files.add(f.path)
+
+    def persist(self) -> None:
+        """Write PIN counters, PIN values and changed files to the state file, atomically."""
+        if self.store is None:
+            return
+        self.store.save(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        files: dict[str, object] = {}
+        for path in sorted(self.dirty_files):
+            f = self.mf.find_path(path)
+            if isinstance(f, EF):
+                files[path] = f.snapshot()
+        pins = {f"{p.ref:02X}": {"remaining": p.remaining, "value": p.value.hex()} for p in self.pins.values()}
+        return {"pins": pins, "files": files}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Apply a saved snapshot over the personalised card (see :mod:`emulator.state`)."""
+        for ref_hex, saved in state.get("pins", {}).items():
+            pin = self.pins.get(int(ref_hex, 16))
+            if pin is None:
+                raise ValueError(f"state names PIN {ref_hex}, which the profile does not define")
+            pin.remaining = max(0, min(int(saved["remaining"]), pin.max_tries))
+            pin.value = bytes.fromhex(saved["value"])
+        for path, saved in state.get("files", {}).items():
+            try:
+                f = self.mf.find_path(path)
+            except KeyError:
+                raise ValueError(f"state names file {path}, which the profile does not define") from None
+            if not isinstance(f, EF):
+                raise ValueError(f"state names {path}, which is not an EF")
+            f.restore(saved)
+            self.dirty_files.add(path)
+
+    # -- transmission -----------------------------------------------------------------
+
+    def transmit(self, raw: bytes) -> bytes:
+        """Process one command APDU and return the response APDU. Never raises."""
+        if self.tracer is None:
+            return self._transmit(raw)
+        import time
+
+        start = time.time()
+        response = self._transmit(raw)
+        self.tracer(raw, response, start)
+        return response
+
+    def _transmit(self, raw: bytes) -> bytes:
+        if not self.powered:
+            self.power_on()
+        try:
+            cmd = CommandAPDU.parse(raw)
+        except CardError as exc:
+            return exc.sw.to_bytes(2, "big")
+        cla = cmd.cla
+        if cla & 0x80 == 0:
+            if cla & 0x40 == 0:
+                number = cla & 0x03
+                sm_bits = (cla >> 2) & 0x03
+            else:
+                number = 4 + (cla & 0x0F)
+                sm_bits = 0x03 if cla & 0x20 else 0
+            chained = cla & 0x10
+            cmd = cmd._replace(cla=0)
+        elif cla == 0xFF:
+            return b"\x6e\x00"  # ISO 7816-3 reserves FF for PPS
+        else:
+            number, sm_bits, chained = 0, 0, 0
+        channel = self.channels.get(number)
+        if channel is None:
+            return b"\x68\x81"
+        try:
+            session = channel.sm
+            if sm_bits:
+                if session is None:
+                    raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED, "no secure messaging session")
+                try:
+                    cmd = session.unwrap(cmd)
+                except CardError:
+                    channel.sm = None  # ICAO 9303-11 §9.8.4: an SM error ends the session
+                    raise
+            elif session is not None:
+                channel.sm = session = None  # a plain command ends secure messaging
+            data, sw = self._dispatch(cmd, channel, chained)
+        except CardError as exc:
+            data, sw, session = exc.data, exc.sw, channel.sm if sm_bits else None
+        except Exception:
+            log.exception("unexpected error handling %s; answering 6F00", _header(cmd))
+            data, sw, session = b"", SW.NO_PRECISE_DIAGNOSIS, None
+        if sm_bits and session is not None:
+            try:
+                data, sw = session.wrap(data, sw)
+            except Exception:
+                log.exception("secure messaging wrap failed; answering 6F00")
+                data, sw = b"", SW.NO_PRECISE_DIAGNOSIS
+        return data + sw.to_bytes(2, "big")
+
+    def _dispatch(self, cmd: CommandAPDU, channel: Channel, chained: int) -> tuple[bytes, int]:
+        ins = cmd.ins
+        if cmd.cla == 0 or ins == INS.GET_RESPONSE:
+            if ins == INS.GET_RESPONSE and (channel.pending or cmd.cla == 0):
+                return self._get_response(cmd, channel)
+            if cmd.cla == 0 and ins == INS.MANAGE_CHANNEL:
+                channel.pending = b""
+                return self._manage_channel(cmd, channel), SW.NO_ERROR
+        channel.pending = b""
+        if chained or channel.chain_header is not None:
+            cmd = self._chain(cmd, channel, chained)
+            if cmd is None:
+                return b"", SW.NO_ERROR
+        data = channel.app.process(cmd, channel)
+        ne = cmd.ne
+        if data and (ne is None or len(data) > ne or self.always_get_response):
+            return self._chain_response(data, ne or 0, channel)
+        return data, SW.NO_ERROR
+
+    # ISO 7816-4 §5.1.3: 61xx tells the remaining bytes (00 for 256 or more).
+    def _chain_response(self, data: bytes, ne: int, channel: Channel) -> tuple[bytes, int]:
+        if self.always_get_response:
+            ne = 0
+        head, channel.pending = data[:ne], data[ne:]
+        return head, 0x6100 | (len(channel.pending) & 0xFF if len(channel.pending) < 256 else 0)
+
+    def _get_response(self, cmd: CommandAPDU, channel: Channel) -> tuple[bytes, int]:
+        if cmd.p1p2 != 0:
+            channel.pending = b""
+            raise CardError(SW.INCORRECT_P1_P2)
+        if not channel.pending:
+            raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "no response data pending")
+        ne = cmd.ne or 256
+        head, channel.pending = channel.pending[:ne], channel.pending[ne:]
+        remaining = len(channel.pending)
+        if remaining:
+            return head, 0x6100 | (remaining if remaining < 256 else 0)
+        return head, SW.NO_ERROR
+
+    def _chain(self, cmd: CommandAPDU, channel: Channel, more: int) -> CommandAPDU | None:
+        """Command chaining (ISO 7816-4 §5.3.3): collect data until the last command."""
+        header = (cmd.ins, cmd.p1, cmd.p2)
+        if channel.chain_header is not None and channel.chain_header != header:
+            channel.chain_header, channel.chain_data = None, bytearray()
+            raise CardError(SW.LAST_COMMAND_OF_CHAIN_EXPECTED, "chain interrupted by another command")
+        if len(channel.chain_data) + len(cmd.data) > 65535:
+            channel.chain_header, channel.chain_data = None, bytearray()
+            raise CardError(SW.WRONG_LENGTH, "chained data longer than 65535 bytes")
+        channel.chain_data += cmd.data
+        if more:
+            channel.chain_header = header
+            return None
+        data = bytes(channel.chain_data)
+        channel.chain_header, channel.chain_data = None, bytearray()
+        return cmd._replace(data=data)
+
+    def _manage_channel(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        """MANAGE CHANNEL open (P1 00) and close (P1 80), ISO 7816-4 §11.1.2."""
+        if cmd.p1 == 0x00:
+            if cmd.data:
+                raise CardError(SW.WRONG_LENGTH)
+            if cmd.p2 == 0:
+                if cmd.ne is None:
+                    raise CardError(SW.WRONG_LENGTH, "open with card-assigned number needs Le=01")
+                free = [n for n in range(1, self.max_channels) if n not in self.channels]
+                if not free:
+                    raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED, "no free logical channel")
+                number = free[0]
+            else:
+                number = cmd.p2
+                if number >= self.max_channels:
+                    raise CardError(SW.INCORRECT_P1_P2, f"channel {number} not supported")
+                if number in self.channels:
+                    raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, f"channel {number} already open")
+            new = self._new_channel(number)
+            if channel.number != 0:
+                # §5.4.1: opened from a non-basic channel, the new one inherits its selection.
+                new.app, new.current_df, new.current_ef = channel.app, channel.current_df, channel.current_ef
+            self.channels[number] = new
+            return bytes((number,)) if cmd.p2 == 0 else b""
+        if cmd.p1 == 0x80:
+            if cmd.data or cmd.ne is not None:
+                raise CardError(SW.WRONG_LENGTH)
+            number = cmd.p2 or channel.number
+            if number == 0:
+                raise CardError(SW.INCORRECT_P1_P2, "the basic channel cannot be closed")
+            if number not in self.channels:
+                raise CardError(SW.INCORRECT_P1_P2, f"channel {number} is not open")
+            del self.channels[number]
+            return b""
+        raise CardError(SW.INCORRECT_P1_P2)
+
+
+def _header(cmd: CommandAPDU) -> str:
+    return f"{cmd.cla:02X} {cmd.ins:02X} {cmd.p1:02X} {cmd.p2:02X}"

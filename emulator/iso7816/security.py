@@ -1,0 +1,178 @@
+"""Access conditions, PIN objects and the per-channel security state.
+
+ISO/IEC 7816-4 §5.4 (security attributes), §9.5.6-9.5.10 (VERIFY, CHANGE REFERENCE DATA,
+RESET RETRY COUNTER) and §7.5.3 (GET CHALLENGE); retry counters as in ISO/IEC 7816-4
+§5.1.3 status ``63Cx`` and ``6983``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .sw import SW, CardError, verify_failed
+
+
+@dataclass(frozen=True)
+class AccessCondition:
+    """When an operation on an object is allowed.
+
+    ``kind`` is ``always``, ``never``, ``pin`` (after VERIFY of PIN ``ref``) or ``auth``
+    (after authentication with key ``ref``: EXTERNAL AUTHENTICATE or a secure channel).
+    ``alternatives`` holds further conditions, any one of which suffices.
+    """
+
+    kind: str
+    ref: int = 0
+    alternatives: tuple[AccessCondition, ...] = ()
+
+    KINDS = ("always", "never", "pin", "auth")
+
+    @classmethod
+    def parse(cls, text: str) -> AccessCondition:
+        """``always``, ``never``, ``pin:01``, ``auth:02`` (hex references), or several joined by ``|``."""
+        parts = [p.strip() for p in str(text).split("|")]
+        conds = [cls._parse_one(p) for p in parts]
+        return conds[0] if len(conds) == 1 else cls(conds[0].kind, conds[0].ref, tuple(conds[1:]))
+
+    @classmethod
+    def _parse_one(cls, text: str) -> AccessCondition:
+        kind, _, ref = text.partition(":")
+        kind = kind.strip().lower()
+        if kind in ("always", "never") and not ref:
+            return cls(kind)
+        if kind in ("pin", "auth") and ref:
+            try:
+                value = int(ref, 16)
+            except ValueError:
+                raise ValueError(f"bad reference in access condition {text!r}") from None
+            return cls(kind, value)
+        raise ValueError(f"unknown access condition {text!r} (expected always, never, pin:<ref>, auth:<ref>)")
+
+    def __str__(self) -> str:
+        own = self.kind if self.kind in ("always", "never") else f"{self.kind}:{self.ref:02X}"
+        return "|".join([own, *(str(a) for a in self.alternatives)])
+
+    def satisfied_by(self, state: SecurityState) -> bool:
+        if self._one(state):
+            return True
+        return any(a._one(state) for a in self.alternatives)
+
+    def _one(self, state: SecurityState) -> bool:
+        if self.kind == "always":
+            return True
+        if self.kind == "pin":
+            return self.ref in state.verified_pins
+        if self.kind == "auth":
+            return self.ref in state.authenticated_keys
+        return False
+
+
+ALWAYS = AccessCondition("always")
+NEVER = AccessCondition("never")
+
+
+@dataclass
+class SecurityState:
+    """Volatile security status of one logical channel (ISO 7816-4 §5.4.1)."""
+
+    verified_pins: set[int] = field(default_factory=set)
+    authenticated_keys: set[int] = field(default_factory=set)
+    challenge: bytes = b""
+
+    def clear(self) -> None:
+        self.verified_pins.clear()
+        self.authenticated_keys.clear()
+        self.challenge = b""
+
+    def clear_local(self) -> None:
+        """On application change: specific (local) references, b8 = 1, lose their status."""
+        self.verified_pins = {p for p in self.verified_pins if not p & 0x80}
+        self.authenticated_keys = {k for k in self.authenticated_keys if not k & 0x80}
+        self.challenge = b""
+
+    def copy(self) -> SecurityState:
+        return SecurityState(set(self.verified_pins), set(self.authenticated_keys))
+
+
+@dataclass
+class Pin:
+    """A PIN (or PUK) object: reference data with a persistent retry counter.
+
+    ``pad_to``/``pad_byte`` describe how the reference data is formatted on the wire
+    (for example padded with FF to 8 bytes); ``min_length``/``max_length`` apply to the
+    unpadded value. ``unblock`` says what allows RESET RETRY COUNTER without a PUK in
+    the command data (ISO 7816-4 §11.5.10, P1 = 02/03).
+    """
+
+    ref: int
+    value: bytes
+    max_tries: int = 3
+    remaining: int = -1
+    name: str = ""
+    min_length: int = 4
+    max_length: int = 8
+    pad_to: int = 0
+    pad_byte: int = 0xFF
+    puk_ref: int | None = None
+    unblock: AccessCondition = NEVER
+
+    def __post_init__(self) -> None:
+        if self.remaining < 0:
+            self.remaining = self.max_tries
+
+    @property
+    def blocked(self) -> bool:
+        return self.remaining <= 0
+
+    def format_value(self, raw: bytes) -> bytes:
+        """Check the length rules of a new value and return its stored (unpadded) form."""
+        value = self.strip_padding(raw)
+        if not self.min_length <= len(value) <= self.max_length:
+            raise CardError(
+                SW.INCORRECT_PARAMETERS_IN_DATA_FIELD,
+                f"new reference data must be {self.min_length}..{self.max_length} characters",
+            )
+        return value
+
+    def strip_padding(self, raw: bytes) -> bytes:
+        if self.pad_to:
+            if len(raw) != self.pad_to:
+                raise CardError(SW.WRONG_LENGTH, f"PIN block must be {self.pad_to} bytes")
+            return raw.rstrip(bytes((self.pad_byte,)))
+        return raw
+
+    @property
+    def wire_length(self) -> int:
+        """Length of one value in command data, for splitting old||new."""
+        return self.pad_to or len(self.value)
+
+    def check(self, candidate: bytes, persist: Callable[[], None]) -> None:
+        """Compare ``candidate`` (wire form) with the reference data.
+
+        The retry counter is decremented and persisted *before* the comparison, so that
+        cutting power during the check can never yield a free try; it is restored and
+        persisted again on success. Comparison is constant-time. Raises 63Cx / 6983.
+        """
+        if self.blocked:
+            raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED, "PIN blocked")
+        try:
+            value = self.strip_padding(candidate)
+        except CardError:
+            value = None
+        self.remaining -= 1
+        persist()
+        if value is not None and hmac.compare_digest(value, self.value):
+            self.remaining = self.max_tries
+            persist()
+            return
+        if self.remaining <= 0:
+            raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED, "PIN now blocked")
+        raise verify_failed(self.remaining)
+
+    def status_error(self) -> CardError:
+        """VERIFY with no data: 63Cx with the tries left, or 6983 (ISO 7816-4 §11.5.6)."""
+        if self.blocked:
+            return CardError(SW.AUTHENTICATION_METHOD_BLOCKED)
+        return verify_failed(self.remaining)

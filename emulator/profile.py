@@ -1,0 +1,494 @@
+"""Card profiles: a card described as a YAML or JSON document, validated at load time.
+
+The schema is documented in ``docs/profile-format.md``. Every problem is reported as one
+:class:`ProfileError` line naming the file, the place in the document (``files[1].children
+[0].fid``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .iso7816.apdu import parse_hex
+from .iso7816.card import Application, Card, SymmetricKey
+from .iso7816.fs import DF, File, RecordEF, TransparentEF
+from .iso7816.security import NEVER, AccessCondition, Pin
+
+PROFILE_VERSION = 1
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PROFILE_DIR = FIXTURES / "profiles"
+
+T = TypeVar("T")
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML without implicit numbers: ``fid: 5000`` and ``ref: 0101`` stay the hex text the
+    author wrote (plain YAML would read them as decimal 5000 and octal 65); fields that
+    are counts convert their text as decimal."""
+
+
+_ProfileLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be loaded; the message is one line meant for users."""
+
+
+@dataclass
+class Node:
+    """A value in the profile document together with where it is, for error messages."""
+
+    value: Any
+    where: str
+    source: str
+    base_dir: Path
+
+    def fail(self, message: str) -> ProfileError:
+        return ProfileError(f"{self.source}: {self.where or 'top level'}: {message}")
+
+    def child(self, key: str | int) -> Node:
+        where = f"{self.where}[{key}]" if isinstance(key, int) else (f"{self.where}.{key}" if self.where else key)
+        return Node(self.value[key], where, self.source, self.base_dir)
+
+    def mapping(self, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+        if not isinstance(self.value, dict):
+            raise self.fail(f"expected a mapping, found {type(self.value).__name__}")
+        unknown = sorted(set(map(str, self.value)) - allowed)
+        if unknown:
+            raise self.fail(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        missing = sorted(required - set(self.value))
+        if missing:
+            raise self.fail(f"missing required key {missing[0]!r}")
+        return self.value
+
+    def get(self, key: str) -> Node | None:
+        return self.child(key) if key in self.value else None
+
+    def items(self) -> Iterator[Node]:
+        if not isinstance(self.value, list):
+            raise self.fail(f"expected a list, found {type(self.value).__name__}")
+        for i in range(len(self.value)):
+            yield self.child(i)
+
+    def as_hex(self) -> bytes:
+        if isinstance(self.value, int) and not isinstance(self.value, bool):
+            return self.value.to_bytes(max(1, (self.value.bit_length() + 7) // 8), "big")
+        if not isinstance(self.value, str):
+            raise self.fail("expected a hex string")
+        try:
+            return parse_hex(self.value)
+        except ValueError:
+            raise self.fail(f"not a hex string: {self.value!r}") from None
+
+    def as_ref(self, bits: int = 8) -> int:
+        """A reference or identifier given as an integer or as a hex string."""
+        if isinstance(self.value, bool):
+            raise self.fail("expected a number")
+        if isinstance(self.value, int):
+            number = self.value
+        else:
+            raw = self.as_hex()
+            if len(raw) * 8 > bits:
+                raise self.fail(f"expected at most {bits // 8} byte(s), got {len(raw)}")
+            number = int.from_bytes(raw, "big")
+        if not 0 <= number < (1 << bits):
+            raise self.fail(f"value {number} out of range")
+        return number
+
+    def as_int(self, low: int, high: int) -> int:
+        value = self.value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail("expected a decimal integer")
+        if not low <= value <= high:
+            raise self.fail(f"must be between {low} and {high}")
+        return value
+
+    def as_str(self) -> str:
+        if not isinstance(self.value, str):
+            raise self.fail("expected a string")
+        return self.value
+
+    def as_bytes(self) -> bytes:
+        """Content: hex string, or a mapping with one of hex / text / file."""
+        if isinstance(self.value, str):
+            return self.as_hex()
+        spec = self.mapping({"hex", "text", "file", "pad_to", "pad_byte"})
+        sources = [k for k in ("hex", "text", "file") if k in spec]
+        if len(sources) != 1:
+            raise self.fail("content needs exactly one of hex, text, file")
+        kind = sources[0]
+        node = self.child(kind)
+        if kind == "hex":
+            data = node.as_hex()
+        elif kind == "text":
+            data = node.as_str().encode("utf-8")
+        else:
+            path = (self.base_dir / node.as_str()).resolve()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise node.fail(f"cannot read {node.value!r}: {exc.strerror}") from None
+            if path.suffix in (".pem", ".crt") and data.lstrip().startswith(b"-----BEGIN"):
+                data = _pem_to_der(data, node)
+        if "pad_to" in spec:
+            size = self.child("pad_to").as_int(0, 1 << 24)
+            pad = self.child("pad_byte").as_ref() if "pad_byte" in spec else 0
+            if len(data) > size:
+                raise self.fail(f"content of {len(data)} bytes exceeds pad_to {size}")
+            data = data.ljust(size, bytes((pad,)))
+        return data
+
+    def optional(self, key: str, convert: Callable[[Node], T], default: T) -> T:
+        node = self.get(key)
+        return default if node is None else convert(node)
+
+
+def _pem_to_der(data: bytes, node: Node) -> bytes:
+    import base64
+
+    lines = [ln for ln in data.decode("ascii", "replace").splitlines() if ln and not ln.startswith("-----")]
+    try:
+        return base64.b64decode("".join(lines), validate=True)
+    except ValueError:
+        raise node.fail("PEM file is not valid base64") from None
+
+
+TOP_KEYS = {
+    "eidemu_profile",
+    "name",
+    "description",
+    "atr",
+    "channels",
+    "get_response",
+    "pins",
+    "keys",
+    "files",
+    "applications",
+    "default_application",
+    "data_objects",
+    "test_only",
+}
+FILE_KEYS = {
+    "fid",
+    "name",
+    "type",
+    "sfi",
+    "aid",
+    "content",
+    "size",
+    "fill",
+    "records",
+    "max_records",
+    "record_size",
+    "access",
+    "children",
+}
+PIN_KEYS = {
+    "ref",
+    "name",
+    "value",
+    "value_hex",
+    "tries",
+    "remaining",
+    "min_length",
+    "max_length",
+    "pad_to",
+    "pad_byte",
+    "puk",
+    "unblock",
+}
+
+
+@dataclass
+class Profile:
+    """A loaded, validated profile: the document and enough to build fresh cards from it."""
+
+    path: Path
+    document: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.document.get("name", self.path.stem))
+
+    @property
+    def profile_id(self) -> str:
+        """Name plus a digest of the document: a state file only fits the profile it came from."""
+        digest = hashlib.sha256(json.dumps(self.document, sort_keys=True, default=str).encode())
+        return f"{self.name}#{digest.hexdigest()[:12]}"
+
+    def build(self, state_file: str | Path | None = None) -> Card:
+        """A freshly personalised card; with ``state_file``, its saved state applied."""
+        from .state import StateStore
+
+        card = _build_card(self)
+        if state_file is not None:
+            card.store = StateStore(state_file, self.profile_id)
+            saved = card.store.load()
+            if saved is not None:
+                try:
+                    card.restore(saved)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ProfileError(f"{state_file}: state does not fit the profile: {exc}") from None
+        card.power_on()
+        return card
+
+
+def resolve_profile_path(name: str | Path) -> Path:
+    """A path as given, or the name of a shipped profile in fixtures/profiles."""
+    path = Path(name)
+    if path.exists():
+        return path
+    for suffix in ("", ".yaml", ".yml", ".json"):
+        candidate = PROFILE_DIR / f"{name}{suffix}"
+        if candidate.exists():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
+    raise ProfileError(f"{name}: no such profile file (shipped profiles: {shipped})")
+
+
+def load_profile(name: str | Path) -> Profile:
+    """Read and validate a profile; any problem raises one-line ProfileError."""
+    path = resolve_profile_path(name)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{source}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{source}: not UTF-8 text") from None
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+    except (ValueError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(f"{source}: {where}syntax error: {problem}") from None
+    profile = Profile(path, doc)
+    _build_card(profile)  # full validation, including file references and applications
+    return profile
+
+
+def _build_card(profile: Profile) -> Card:
+    root = Node(profile.document, "", str(profile.path), profile.path.parent)
+    top = root.mapping(TOP_KEYS, {"eidemu_profile", "atr"})
+    if root.child("eidemu_profile").as_int(0, 1 << 16) != PROFILE_VERSION:
+        raise root.child("eidemu_profile").fail(f"unsupported version (this eidemu reads {PROFILE_VERSION})")
+    atr = root.child("atr").as_hex()
+    if not 2 <= len(atr) <= 33 or atr[0] not in (0x3B, 0x3F):
+        raise root.child("atr").fail("an ATR is 2..33 bytes starting with 3B or 3F")
+    mf = DF(0x3F00, name="MF")
+    if "files" in top:
+        for node in root.child("files").items():
+            _add_file(mf, node)
+    get_response = root.optional("get_response", Node.as_str, "auto")
+    if get_response not in ("auto", "always"):
+        raise root.child("get_response").fail("must be 'auto' or 'always'")
+    card = Card(
+        atr,
+        mf,
+        pins=_pins(root),
+        keys=_keys(root),
+        data_objects=_data_objects(root.get("data_objects")),
+        max_channels=root.optional("channels", lambda n: n.as_int(1, 20), 4),
+        always_get_response=get_response == "always",
+        name=profile.name,
+    )
+    for pin in card.pins.values():
+        if pin.puk_ref is not None and pin.puk_ref not in card.pins:
+            raise root.fail(f"PIN {pin.ref:02X} names PUK {pin.puk_ref:02X}, which is not defined")
+    _applications(root, card)
+    return card
+
+
+def _add_file(parent: DF, node: Node) -> None:
+    spec = node.mapping(FILE_KEYS, {"fid"})
+    fid = node.child("fid").as_ref(16)
+    kind = node.optional("type", Node.as_str, "df" if "children" in spec or "aid" in spec else "ef")
+    access = _access(node.get("access"))
+    sfi = node.optional("sfi", lambda n: n.as_ref(), None)
+    if sfi is not None and not 1 <= sfi <= 30:
+        raise node.child("sfi").fail("a short EF identifier is 1..30")
+    name = node.optional("name", Node.as_str, "")
+    f: File
+    if kind == "df":
+        for key in ("content", "records", "size"):
+            if key in spec:
+                raise node.fail(f"a DF has no {key!r}")
+        f = DF(fid, name=name, access=access, aid=node.optional("aid", Node.as_hex, b""))
+    elif kind in ("ef", "transparent"):
+        data = node.optional("content", Node.as_bytes, b"")
+        size = node.optional("size", lambda n: n.as_int(0, 1 << 24), len(data))
+        if len(data) > size:
+            raise node.fail(f"content of {len(data)} bytes exceeds size {size}")
+        fill = node.optional("fill", lambda n: n.as_ref(), 0)
+        f = TransparentEF(fid, name=name, access=access, sfi=sfi, data=bytearray(data.ljust(size, bytes((fill,)))))
+    elif kind in ("record", "linear"):
+        records = [n.as_bytes() for n in node.child("records").items()] if "records" in spec else []
+        f = RecordEF(
+            fid,
+            name=name,
+            access=access,
+            sfi=sfi,
+            records=records,
+            max_records=node.optional("max_records", lambda n: n.as_int(1, 254), 254),
+            record_size=node.optional("record_size", lambda n: n.as_int(0, 255), 0),
+        )
+        if len(records) > f.max_records:
+            raise node.fail("more records than max_records")
+        for i, rec in enumerate(records):
+            if (f.record_size and len(rec) != f.record_size) or len(rec) > 255:
+                raise node.child("records").child(i).fail("record length does not fit the file")
+    else:
+        raise node.child("type").fail(f"unknown file type {kind!r} (df, ef, record)")
+    try:
+        parent.add(f)
+    except ValueError as exc:
+        raise node.fail(str(exc)) from None
+    if "children" in spec:
+        if not isinstance(f, DF):
+            raise node.fail("only a DF has children")
+        for child in node.child("children").items():
+            _add_file(f, child)
+
+
+def _data_objects(node: Node | None) -> dict[int, bytes]:
+    """GET DATA objects: quoted hex tags (P1-P2) mapped to the bytes the card returns."""
+    if node is None:
+        return {}
+    if not isinstance(node.value, dict):
+        raise node.fail("expected a mapping of quoted hex tags to content")
+    objects = {}
+    for key in node.value:
+        if not isinstance(key, str):
+            raise node.fail(f"tag {key!r} must be a quoted hex string such as '5F52'")
+        tag = Node(key, f"{node.where}.{key}", node.source, node.base_dir).as_ref(16)
+        objects[tag] = node.child(key).as_bytes()
+    return objects
+
+
+def _access(node: Node | None) -> dict[str, AccessCondition]:
+    if node is None:
+        return {}
+    spec = node.mapping({"read", "update"})
+    rules = {}
+    for op in spec:
+        try:
+            rules[op] = AccessCondition.parse(node.child(op).as_str())
+        except ValueError as exc:
+            raise node.child(op).fail(str(exc)) from None
+    return rules
+
+
+def _pins(root: Node) -> dict[int, Pin]:
+    pins: dict[int, Pin] = {}
+    if root.get("pins") is None:
+        return pins
+    for node in root.child("pins").items():
+        spec = node.mapping(PIN_KEYS, {"ref"})
+        if ("value" in spec) == ("value_hex" in spec):
+            raise node.fail("give exactly one of value (text) or value_hex")
+        value = node.child("value").as_str().encode() if "value" in spec else node.child("value_hex").as_hex()
+        unblock = NEVER
+        if "unblock" in spec:
+            try:
+                unblock = AccessCondition.parse(node.child("unblock").as_str())
+            except ValueError as exc:
+                raise node.child("unblock").fail(str(exc)) from None
+        tries = node.optional("tries", lambda n: n.as_int(1, 15), 3)
+        pin = Pin(
+            ref=node.child("ref").as_ref(),
+            value=value,
+            max_tries=tries,
+            remaining=node.optional("remaining", lambda n, t=tries: n.as_int(0, t), tries),
+            name=node.optional("name", Node.as_str, ""),
+            min_length=node.optional("min_length", lambda n: n.as_int(1, 64), 4),
+            max_length=node.optional("max_length", lambda n: n.as_int(1, 64), 8),
+            pad_to=node.optional("pad_to", lambda n: n.as_int(0, 64), 0),
+            pad_byte=node.optional("pad_byte", lambda n: n.as_ref(), 0xFF),
+            puk_ref=node.optional("puk", lambda n: n.as_ref(), None),
+            unblock=unblock,
+        )
+        if not pin.min_length <= len(value) <= pin.max_length:
+            raise node.fail(
+                f"PIN value length must be within min_length..max_length ({pin.min_length}..{pin.max_length})"
+            )
+        if pin.pad_to and len(value) > pin.pad_to:
+            raise node.fail("PIN value longer than pad_to")
+        if pin.ref in pins:
+            raise node.child("ref").fail(f"duplicate PIN reference {pin.ref:02X}")
+        pins[pin.ref] = pin
+    return pins
+
+
+def _keys(root: Node) -> dict[int, SymmetricKey]:
+    keys: dict[int, SymmetricKey] = {}
+    if root.get("keys") is None:
+        return keys
+    for node in root.child("keys").items():
+        node.mapping({"ref", "algorithm", "value", "name"}, {"ref", "algorithm", "value"})
+        algorithm = node.child("algorithm").as_str().lower()
+        value = node.child("value").as_hex()
+        sizes = {"3des": (16, 24), "aes": (16, 24, 32)}
+        if algorithm not in sizes:
+            raise node.child("algorithm").fail("must be 3des or aes")
+        if len(value) not in sizes[algorithm]:
+            raise node.child("value").fail(f"a {algorithm} key is {' or '.join(map(str, sizes[algorithm]))} bytes")
+        ref = node.child("ref").as_ref()
+        if ref in keys:
+            raise node.child("ref").fail(f"duplicate key reference {ref:02X}")
+        keys[ref] = SymmetricKey(ref, algorithm, value)
+    return keys
+
+
+def _applications(root: Node, card: Card) -> None:
+    from .applets import APPLICATION_TYPES
+
+    def make(node: Node, kind: str, df: DF, aid: bytes, options: dict[str, Any]) -> Application:
+        cls = APPLICATION_TYPES.get(kind)
+        if cls is None:
+            raise node.fail(f"unknown application type {kind!r} (known: {', '.join(sorted(APPLICATION_TYPES))})")
+        try:
+            return cls(card, df, aid, options, base_dir=root.base_dir)  # type: ignore[call-arg]
+        except (ValueError, KeyError, OSError) as exc:
+            raise node.fail(f"{kind}: {exc}") from None
+
+    default = root.get("default_application")
+    if default is None:
+        card.set_default_application(make(root, "iso", card.mf, b"", {}))
+    else:
+        spec = default.mapping({"type", "options"}, {"type"})
+        card.set_default_application(
+            make(default, default.child("type").as_str(), card.mf, b"", dict(spec.get("options") or {}))
+        )
+    if root.get("applications") is None:
+        return
+    for node in root.child("applications").items():
+        spec = node.mapping({"aid", "type", "df", "options"}, {"aid", "type"})
+        aid = node.child("aid").as_hex()
+        if not 5 <= len(aid) <= 16:
+            raise node.child("aid").fail("an AID is 5..16 bytes (ISO 7816-4 §12.2.3)")
+        df = card.mf
+        if "df" in spec:
+            try:
+                found = card.mf.find_path(node.child("df").as_str())
+            except (KeyError, ValueError):
+                raise node.child("df").fail("no such DF in the file tree") from None
+            if not isinstance(found, DF):
+                raise node.child("df").fail("not a DF")
+            df = found
+        try:
+            card.add_application(make(node, node.child("type").as_str(), df, aid, dict(spec.get("options") or {})))
+        except ValueError as exc:
+            raise node.fail(str(exc)) from None
