@@ -11,11 +11,9 @@ import hmac
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from .apdu import CommandAPDU
 from .card import Application, Card, Channel
+from .crypto import ecb_encryptor
 from .fs import DF, EF, MF_FID, File, RecordEF, TransparentEF
 from .security import Pin
 from .sw import INS, SW, CardError
@@ -328,8 +326,7 @@ class IsoApplication(Application):
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "GET CHALLENGE first")
         block = 8 if key.algorithm == "3des" else 16
         padded = challenge[:block].ljust(block, b"\x00")
-        algo = TripleDES(key.value) if key.algorithm == "3des" else algorithms.AES(key.value)
-        enc = Cipher(algo, modes.ECB()).encryptor()  # noqa: S305 - ISO EXTERNAL AUTHENTICATE of one block
+        enc = ecb_encryptor(key.algorithm, key.value)
         expected = enc.update(padded) + enc.finalize()
         if not hmac.compare_digest(expected, cmd.data):
             raise CardError(SW.WARNING_NVM_CHANGED, "authentication failed")
