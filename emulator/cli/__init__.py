@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "emulator.cli.demo",
     "emulator.cli.apdu",
     "emulator.cli.profile",
+    "emulator.cli.pki",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2

@@ -1,0 +1,81 @@
+"""``eidemu pki generate|serve``: build the MOICA-shaped test PKI and run its CRL/OCSP services."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import EXIT_OK, UsageError
+
+DEFAULT_PKI_DIR = Path("fixtures/pki")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from emulator.pki.generate import DEFAULT_BASE_URL, DEFAULT_SEED
+
+    p = sub.add_parser("pki", help="generate the test PKI or serve its CRLs and OCSP")
+    psub = p.add_subparsers(dest="pki_command", metavar="ACTION", required=True)
+    gen = psub.add_parser("generate", help="rebuild the test CAs, identities, certificates and CRLs")
+    gen.add_argument("--out", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help=f"default {DEFAULT_PKI_DIR}")
+    gen.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help=f"where `eidemu pki serve` will listen; written into CRLDP/AIA (default {DEFAULT_BASE_URL})",
+    )
+    gen.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N", help="identity seed")
+    gen.set_defaults(handler=run_generate)
+    serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
+    serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help=f"default {DEFAULT_PKI_DIR}")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.set_defaults(handler=run_serve)
+
+
+@contextmanager
+def progress_display() -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on a terminal, one plain line per step otherwise."""
+    if sys.stdout.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+
+            def report(done: int, total: int, description: str) -> None:
+                bar.update(task, completed=done, total=total, description=description)
+
+            yield report
+        return
+
+    def plain(done: int, total: int, description: str) -> None:
+        print(f"[{done:2d}/{total}] {description}", flush=True)
+
+    yield plain
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from emulator.pki.generate import generate_pki
+
+    started = time.monotonic()
+    with progress_display() as report:
+        manifest = generate_pki(args.out, base_url=args.base_url, seed=args.seed, progress=report)
+    print(
+        f"test PKI written to {args.out}: {len(manifest['cas'])} CAs, {len(manifest['identities'])} identities, "
+        f"{time.monotonic() - started:.1f} s; serve it at {manifest['base_url']}"
+    )
+    return EXIT_OK
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from emulator.pki.services import serve_forever
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"port out of range: {args.port}")
+    serve_forever(args.pki, args.host, args.port)
+    return EXIT_OK
