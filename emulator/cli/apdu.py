@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from emulator.iso7816.apdu import CommandAPDU, parse_hex
-from emulator.iso7816.sw import is_success
+from emulator.iso7816.sw import CardError, is_success
 
 from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
 from .show import format_exchange
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             raw = parse_hex(text)
             CommandAPDU.parse(raw)
-        except ValueError as exc:
+        except (ValueError, CardError) as exc:
             raise UsageError(f"APDU {text!r}: {exc}") from None
         commands.append(raw)
     from conformance.connection import open_card
