@@ -1,0 +1,425 @@
+"""The card side of vsmartcard's vpcd protocol: an emulated card in a virtual PC/SC reader.
+
+vpcd is an IFD handler loaded by pcscd (package ``vsmartcard-vpcd``). It talks to a card
+over TCP; every message in either direction is a 2-byte big-endian length followed by that
+many bytes. Only vpcd starts an exchange:
+
+====================  ==================================================
+payload               meaning
+====================  ==================================================
+``00``                power off (no reply)
+``01``                power on (no reply)
+``02``                reset (no reply)
+``04``                get ATR (reply: the ATR)
+anything else         a command APDU (reply: the response APDU)
+====================  ==================================================
+
+Each vpcd reader has several slots; slot *N* uses TCP port *base + N*. In normal mode vpcd
+listens and the card connects (:class:`VpcdClient`); in reverse mode (``DEVICENAME
+host:port`` in reader.conf) the card listens and vpcd connects (:class:`VpcdListener`).
+pcscd polls each slot for the ATR every 400 ms, so a card that goes away shows as an empty
+reader within one poll.
+
+Latency: Debian's vpcd 0.8 writes the length and the payload with two ``send`` calls. With
+Nagle's algorithm on vpcd's side and delayed ACKs on ours, each exchange would stall about
+40 ms; ``TCP_NODELAY`` and ``TCP_QUICKACK`` re-armed before each receive avoid that (Linux
+resets QUICKACK after use, tcp(7)).
+
+This module moves bytes and power events only; it never looks inside a command APDU.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger("eidemu.vpcd")
+
+VPCD_PORT = 35963
+"""vpcd's default port for slot 0 (``CHANNELID 0x8C7B`` in Debian's reader.conf)."""
+
+CTRL_POWER_OFF = 0x00
+CTRL_POWER_ON = 0x01
+CTRL_RESET = 0x02
+CTRL_ATR = 0x04
+
+MAX_FRAME = 0xFFFF
+"""The longest payload a 2-byte length can announce."""
+
+FRAME_TIMEOUT = 5.0
+"""Seconds a frame may take to arrive once its first byte has: a stalled peer is dropped."""
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class FramingError(Exception):
+    """The peer broke the vpcd framing (length 0, oversized, truncated or stalled frame)."""
+
+
+class PoweredCard(Protocol):
+    """What this transport needs from a card (:class:`emulator.iso7816.card.Card`)."""
+
+    atr: bytes
+
+    def transmit(self, raw: bytes) -> bytes: ...
+
+    def power_on(self) -> bytes: ...
+
+    def power_off(self) -> None: ...
+
+    def reset(self) -> bytes: ...
+
+
+def tune_socket(sock: socket.socket, receive_timeout: float | None = FRAME_TIMEOUT) -> None:
+    """Low-latency options for a vpcd connection: no Nagle, quick ACKs, a receive timeout.
+
+    The timeout is SO_RCVTIMEO on a blocking socket (no ``poll`` per receive, unlike
+    ``settimeout``); :class:`FrameSocket` treats it as idle between frames and as a stalled
+    peer inside one.
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if _QUICKACK is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+    if receive_timeout is not None:
+        seconds = int(receive_timeout)
+        micros = int((receive_timeout - seconds) * 1_000_000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
+
+
+class FrameSocket:
+    """Length-prefixed messages over a connected stream socket (the vpcd framing).
+
+    Reads loop until the announced length has arrived: a large APDU may come in several
+    TCP segments, and vpcd sends its length and payload separately.
+    """
+
+    def __init__(self, sock: socket.socket, *, max_frame: int = MAX_FRAME, frame_timeout: float = FRAME_TIMEOUT):
+        self.sock = sock
+        self.max_frame = max_frame
+        self.frame_timeout = frame_timeout
+        self._buf = bytearray()
+        self._quickack = _QUICKACK is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+
+    def _receive(self) -> bytes:
+        if self._quickack:
+            self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[arg-type]
+        return self.sock.recv(MAX_FRAME + 2)
+
+    def read_frame(self) -> bytes | None:
+        """The next payload; ``None`` when the peer closed between frames; ``b""`` when
+        nothing arrived within the socket's receive timeout (a real payload is never empty:
+        a length of 0 is a framing error). Raises FramingError."""
+        buf = self._buf
+        started: float | None = None
+        while True:
+            if len(buf) >= 2:
+                length = (buf[0] << 8) | buf[1]
+                if length == 0:
+                    raise FramingError("frame of length 0")
+                if length > self.max_frame:
+                    raise FramingError(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
+                if len(buf) >= 2 + length:
+                    payload = bytes(buf[2 : 2 + length])
+                    del buf[: 2 + length]
+                    return payload
+            try:
+                chunk = self._receive()
+            except (BlockingIOError, TimeoutError):
+                if not buf:
+                    return b""
+                if started is None:
+                    started = time.monotonic()
+                if time.monotonic() - started >= self.frame_timeout:
+                    raise FramingError(f"frame stalled after {len(buf)} bytes") from None
+                continue
+            except ConnectionResetError:
+                if buf:
+                    raise FramingError(f"connection reset after {len(buf)} bytes of a frame") from None
+                return None
+            if not chunk:
+                if buf:
+                    raise FramingError(f"connection closed after {len(buf)} bytes of a frame")
+                return None
+            buf += chunk
+
+    def write_frame(self, payload: bytes) -> None:
+        """Send one message: length and payload in a single ``send`` (no Nagle stall)."""
+        if not 0 < len(payload) <= MAX_FRAME:
+            raise FramingError(f"cannot frame a message of {len(payload)} bytes")
+        self.sock.sendall(len(payload).to_bytes(2, "big") + payload)
+
+
+EventCallback = Callable[[str, str], None]
+
+
+class CardEndpoint:
+    """A card attached to one vpcd slot, served by a background thread.
+
+    Subclasses decide how connections are made (connect out, or listen). Each connection
+    is served until the peer goes away; the card is then powered off (volatile state
+    cleared, persistent state kept) and the endpoint waits for the next connection.
+    ``on_event(kind, message)`` reports ``connected``, ``disconnected``, ``waiting``,
+    ``peer-error`` and ``stopped``.
+    """
+
+    kind = "endpoint"
+
+    def __init__(
+        self,
+        card: PoweredCard,
+        *,
+        name: str = "card",
+        on_event: EventCallback | None = None,
+        max_frame: int = MAX_FRAME,
+        frame_timeout: float = FRAME_TIMEOUT,
+    ) -> None:
+        self.card = card
+        self.name = name
+        self.on_event = on_event
+        self.max_frame = max_frame
+        self.frame_timeout = frame_timeout
+        self.status = "starting"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._active: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> CardEndpoint:
+        self._thread = threading.Thread(target=self._run_guarded, name=f"vpcd-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Remove the card: close the connection (vpcd sees an empty slot) and end the thread."""
+        self._stop.set()
+        self._interrupt()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            active = self._active
+        if active is not None:
+            _shutdown(active)
+
+    def _event(self, kind: str, message: str) -> None:
+        log.info("%s: %s", self.name, message)
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, message)
+            except Exception:
+                log.exception("event callback failed")
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except Exception:  # a transport bug must not go unnoticed, nor hang callers
+            log.exception("%s: transport thread failed", self.name)
+        finally:
+            self.status = "stopped"
+            self._connected.clear()
+            self._power_off()
+            self._event("stopped", "card removed")
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    # -- one connection -------------------------------------------------------------
+
+    def serve_connection(self, sock: socket.socket, peer: str) -> None:
+        """Serve one vpcd connection until it ends; never raises for peer misbehaviour."""
+        tune_socket(sock, min(self.frame_timeout, 0.5))
+        framed = FrameSocket(sock, max_frame=self.max_frame, frame_timeout=self.frame_timeout)
+        with self._lock:
+            self._active = sock
+        self.connections += 1
+        self.status = "connected"
+        self._connected.set()
+        self._event("connected", f"connected to vpcd at {peer}")
+        reason = "vpcd closed the connection"
+        kind = "disconnected"
+        try:
+            if self._stop.is_set():
+                return
+            self._exchange_loop(framed)
+        except FramingError as exc:
+            kind, reason = "peer-error", f"dropped the connection: {exc}"
+        except OSError as exc:
+            reason = f"connection lost: {exc.strerror or exc}"
+        finally:
+            with self._lock:
+                self._active = None
+            self._connected.clear()
+            sock.close()
+            self._power_off()
+            if self._stop.is_set():
+                reason = "card removed"
+            self.status = "disconnected"
+            self._event(kind, reason)
+
+    def _exchange_loop(self, framed: FrameSocket) -> None:
+        card = self.card
+        while not self._stop.is_set():
+            message = framed.read_frame()
+            if message is None:
+                return
+            if not message:
+                continue
+            if len(message) == 1 and message[0] in (CTRL_POWER_OFF, CTRL_POWER_ON, CTRL_RESET, CTRL_ATR):
+                code = message[0]
+                if code == CTRL_ATR:
+                    framed.write_frame(card.atr)
+                elif code == CTRL_POWER_ON:
+                    card.power_on()
+                elif code == CTRL_POWER_OFF:
+                    card.power_off()
+                else:
+                    card.reset()
+                continue
+            response = card.transmit(message)
+            if len(response) > MAX_FRAME:
+                # The framing cannot carry it; answer as a card whose buffer overflowed.
+                log.warning("%s: response of %d bytes does not fit a vpcd frame", self.name, len(response))
+                response = b"\x6f\x00"
+            framed.write_frame(response)
+
+    def _power_off(self) -> None:
+        try:
+            self.card.power_off()
+        except Exception:
+            log.exception("%s: power off failed", self.name)
+
+
+class VpcdClient(CardEndpoint):
+    """Normal mode: the card connects to vpcd and reconnects with backoff when it goes away.
+
+    ``wait_first`` false makes the first failed attempt final (the CLI reports it and
+    exits); afterwards the card keeps trying, so it survives pcscd restarts.
+    """
+
+    kind = "vpcd"
+
+    def __init__(
+        self,
+        card: PoweredCard,
+        host: str = "localhost",
+        port: int = VPCD_PORT,
+        *,
+        backoff: tuple[float, float] = (0.02, 1.0),
+        **kwargs: object,
+    ) -> None:
+        super().__init__(card, **kwargs)  # type: ignore[arg-type]
+        self.host = host
+        self.port = port
+        self.backoff = backoff
+        self.last_error: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def connect_once(self, timeout: float = 2.0) -> socket.socket:
+        """One connection attempt; OSError when vpcd is not listening."""
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        # Connecting to a local port with no listener can, rarely, connect the socket to
+        # itself (TCP simultaneous open, when the ephemeral port equals the target port).
+        if sock.getsockname() == sock.getpeername():
+            sock.close()
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "self-connected; vpcd not listening")
+        sock.settimeout(None)
+        return sock
+
+    def _run(self) -> None:
+        delay = self.backoff[0]
+        reported = False
+        while not self._stop.is_set():
+            try:
+                sock = self.connect_once()
+            except OSError as exc:
+                self.last_error = exc.strerror or str(exc)
+                self.status = "waiting for vpcd"
+                if not reported:
+                    self._event("waiting", f"vpcd at {self.address} not reachable ({self.last_error}); retrying")
+                    reported = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff[1])
+                continue
+            delay, reported = self.backoff[0], False
+            self.serve_connection(sock, self.address)
+            # vpcd closed on us: pcscd stopping, or a card already in this slot. Do not spin.
+            self._stop.wait(self.backoff[0])
+
+
+class VpcdListener(CardEndpoint):
+    """Reverse mode: the card listens (loopback by default) and vpcd connects to it.
+
+    One connection at a time; the next one is accepted when the current one ends. The
+    listening socket is bound in the constructor, so ``port=0`` picks a free port that
+    :attr:`port` then tells.
+    """
+
+    kind = "listen"
+
+    def __init__(self, card: PoweredCard, host: str = "127.0.0.1", port: int = 0, **kwargs: object) -> None:
+        super().__init__(card, **kwargs)  # type: ignore[arg-type]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._server = socket.socket(family, socket.SOCK_STREAM)
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._server.bind((host, port))
+            self._server.listen(1)
+        except OSError:
+            self._server.close()
+            raise
+        self.host = host
+        self.port = self._server.getsockname()[1]
+        self.status = "listening"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _interrupt(self) -> None:
+        if self._stop.is_set():
+            _shutdown(self._server)  # wakes accept() on Linux
+        super()._interrupt()
+
+    def _run(self) -> None:
+        self._event("waiting", f"listening for vpcd on {self.address}")
+        try:
+            while not self._stop.is_set():
+                try:
+                    sock, peer = self._server.accept()
+                except OSError:
+                    if self._stop.is_set():
+                        return
+                    self._stop.wait(0.05)
+                    continue
+                self.serve_connection(sock, f"{peer[0]}:{peer[1]}")
+                self.status = "listening"
+        finally:
+            self._server.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
