@@ -41,7 +41,7 @@ def test_apdu_masks_pins_and_traces_them_masked(capsys, tmp_path):
 def test_apdu_state_file_keeps_counter(capsys, tmp_path):
     state = str(tmp_path / "s.json")
     run(capsys, "apdu", "--profile", "iso-demo", "--state", state, "--allow-errors", "0020000108" + "39" * 8)
-    code, out, _ = run(capsys, "apdu", "--profile", "iso-demo", "--state", state, "--allow-errors", "00200001")
+    _, out, _ = run(capsys, "apdu", "--profile", "iso-demo", "--state", state, "--allow-errors", "00200001")
     assert "63 C2" in out
 
 
