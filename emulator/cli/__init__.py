@@ -16,6 +16,8 @@ SUBCOMMAND_MODULES = (
     "emulator.cli.demo",
     "emulator.cli.apdu",
     "emulator.cli.profile",
+    "emulator.cli.serve",
+    "emulator.cli.pcscd",
     "emulator.cli.pki",
 )
 

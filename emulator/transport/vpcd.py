@@ -423,3 +423,70 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class CardSlots:
+    """Several cards served from one process, one per slot of a vpcd reader.
+
+    Slot *N* is TCP port *base_port + N*, as vpcd assigns them. In normal mode each card
+    connects to vpcd at ``host``; with ``listen=True`` each card listens there (reverse
+    mode). Cards can be inserted and removed while the others keep running.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        base_port: int = VPCD_PORT,
+        *,
+        listen: bool = False,
+        on_event: Callable[[int, str, str], None] | None = None,
+        **endpoint_options: object,
+    ) -> None:
+        self.host = host
+        self.base_port = base_port
+        self.listen = listen
+        self.on_event = on_event
+        self.endpoint_options = endpoint_options
+        self.endpoints: dict[int, CardEndpoint] = {}
+        self._lock = threading.Lock()
+
+    def port(self, slot: int) -> int:
+        return 0 if self.listen and self.base_port == 0 else self.base_port + slot
+
+    def insert(self, slot: int, card: PoweredCard, name: str | None = None) -> CardEndpoint:
+        """Put a card in a slot (its endpoint starts connecting or listening at once)."""
+        with self._lock:
+            if slot in self.endpoints and not self.endpoints[slot].stopped:
+                raise ValueError(f"slot {slot} already holds a card; remove it first")
+
+            def report(kind: str, message: str) -> None:
+                if self.on_event is not None:
+                    self.on_event(slot, kind, message)
+
+            options = {"name": name or f"slot{slot}", "on_event": report, **self.endpoint_options}
+            endpoint: CardEndpoint
+            if self.listen:
+                endpoint = VpcdListener(card, self.host, self.port(slot), **options)
+            else:
+                endpoint = VpcdClient(card, self.host, self.port(slot), **options)
+            self.endpoints[slot] = endpoint
+        return endpoint.start()
+
+    def remove(self, slot: int) -> PoweredCard:
+        """Take the card out: vpcd sees an empty slot at its next poll (within 0.4 s)."""
+        with self._lock:
+            endpoint = self.endpoints.pop(slot, None)
+        if endpoint is None:
+            raise ValueError(f"slot {slot} is empty")
+        endpoint.stop()
+        return endpoint.card
+
+    def close(self) -> None:
+        for slot in list(self.endpoints):
+            self.remove(slot)
+
+    def __enter__(self) -> CardSlots:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

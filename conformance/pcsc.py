@@ -1,0 +1,188 @@
+"""A card in a PC/SC reader, through pyscard (PC/SC Workgroup specification part 5).
+
+URI scheme ``pcsc:``: ``pcsc:READER[?share=shared|exclusive&protocol=T0|T1|any]`` where
+READER is a reader's exact name, a prefix of one, or its index in the reader list; empty
+means the first reader. It works the same for a physical reader and for pcscd's virtual
+vpcd reader holding an emulated card; a private pcscd is found through
+``PCSCLITE_CSOCK_NAME`` (see :mod:`emulator.transport.pcscd`).
+
+pyscard's low-level ``smartcard.scard`` module is used directly: it is the thinnest layer
+over libpcsclite, so the round trip measured here is that of pcscd, not of Python wrappers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcard import scard
+
+from .connection import CardConnectionError, register_scheme
+
+SHARE_MODES = {"shared": scard.SCARD_SHARE_SHARED, "exclusive": scard.SCARD_SHARE_EXCLUSIVE}
+PROTOCOLS = {
+    "any": scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+    "t0": scard.SCARD_PROTOCOL_T0,
+    "t1": scard.SCARD_PROTOCOL_T1,
+}
+DISPOSITIONS = {
+    "leave": scard.SCARD_LEAVE_CARD,
+    "reset": scard.SCARD_RESET_CARD,
+    "unpower": scard.SCARD_UNPOWER_CARD,
+}
+
+
+def _check(hresult: int, what: str) -> None:
+    if hresult != scard.SCARD_S_SUCCESS:
+        message = scard.SCardGetErrorMessage(hresult).strip()
+        raise CardConnectionError(f"{what}: {message} ({hresult & 0xFFFFFFFF:#010x})")
+
+
+class PcscContext:
+    """An SCard context (``SCardEstablishContext``), released on close."""
+
+    def __init__(self) -> None:
+        hresult, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hresult != scard.SCARD_S_SUCCESS:
+            message = scard.SCardGetErrorMessage(hresult).strip()
+            raise CardConnectionError(
+                f"cannot reach pcscd: {message}; start it (eidemu pcscd start, or the system's pcscd) "
+                "and check PCSCLITE_CSOCK_NAME"
+            )
+
+    def readers(self) -> list[str]:
+        hresult, names = scard.SCardListReaders(self.handle, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        _check(hresult, "listing readers")
+        return list(names)
+
+    def reader_states(self) -> dict[str, tuple[int, bytes]]:
+        """Reader name -> (event state bits, ATR) without waiting (``SCardGetStatusChange``)."""
+        names = self.readers()
+        if not names:
+            return {}
+        hresult, states = scard.SCardGetStatusChange(self.handle, 0, [(n, scard.SCARD_STATE_UNAWARE) for n in names])
+        if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+            _check(hresult, "reading reader states")
+        return {name: (state, bytes(atr)) for name, state, atr in states}
+
+    def close(self) -> None:
+        if self.handle is not None:
+            scard.SCardReleaseContext(self.handle)
+            self.handle = None
+
+
+def resolve_reader(spec: str | int, readers: list[str]) -> str:
+    """The reader named by an exact name, a unique-enough prefix (first match) or an index."""
+    if not readers:
+        raise CardConnectionError("no PC/SC readers present")
+    listing = ", ".join(repr(r) for r in readers)
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        index = int(spec)
+        if index >= len(readers):
+            raise CardConnectionError(f"no reader with index {index}; readers present: {listing}")
+        return readers[index]
+    if spec == "":
+        return readers[0]
+    if spec in readers:
+        return spec
+    matches = [r for r in readers if r.startswith(spec)]
+    if not matches:
+        raise CardConnectionError(f"no reader named {spec!r}; readers present: {listing}")
+    return matches[0]
+
+
+class PcscConnection:
+    """A card connection through PC/SC (``SCardConnect``/``SCardTransmit``/``SCardReconnect``)."""
+
+    def __init__(self, reader: str | int = "", *, share: str = "shared", protocol: str = "any") -> None:
+        if share not in SHARE_MODES:
+            raise CardConnectionError(f"share mode must be one of {', '.join(SHARE_MODES)}, not {share!r}")
+        key = protocol.lower().replace("=", "")
+        if key not in PROTOCOLS:
+            raise CardConnectionError(f"protocol must be T0, T1 or any, not {protocol!r}")
+        self.share = SHARE_MODES[share]
+        self.preferred = PROTOCOLS[key]
+        self.context = PcscContext()
+        try:
+            readers = self.context.readers()
+            self.reader = resolve_reader(reader, readers)
+            hresult, self.card, self.protocol = scard.SCardConnect(
+                self.context.handle, self.reader, self.share, self.preferred
+            )
+            if hresult == scard.SCARD_E_NO_SMARTCARD or hresult == scard.SCARD_W_REMOVED_CARD:
+                raise CardConnectionError(
+                    f"no card in reader {self.reader!r}; readers present: {', '.join(repr(r) for r in readers)}"
+                )
+            _check(hresult, f"connecting to the card in {self.reader!r}")
+        except BaseException:
+            self.context.close()
+            raise
+        self.description = f"pcsc:{self.reader}"
+        self._pci = scard.SCARD_PCI_T0 if self.protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+        self._atr = self._status_atr()
+
+    @property
+    def protocol_name(self) -> str:
+        return "T=0" if self.protocol == scard.SCARD_PROTOCOL_T0 else "T=1"
+
+    def _status_atr(self) -> bytes:
+        hresult, _reader, _state, _protocol, atr = scard.SCardStatus(self.card)
+        _check(hresult, f"reading the ATR in {self.reader!r}")
+        return bytes(atr)
+
+    # -- the CardConnection interface ---------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def transmit(self, command: bytes) -> bytes:
+        hresult, response = scard.SCardTransmit(self.card, self._pci, list(command))
+        _check(hresult, f"transmitting to {self.reader!r}")
+        return bytes(response)
+
+    def reset(self) -> bytes:
+        """Warm reset through ``SCardReconnect(SCARD_RESET_CARD)``; returns the ATR."""
+        return self.reconnect("reset")
+
+    def reconnect(self, disposition: str = "reset") -> bytes:
+        """``SCardReconnect`` with ``leave``, ``reset`` or ``unpower`` (cold reset); the ATR."""
+        hresult, self.protocol = scard.SCardReconnect(self.card, self.share, self.preferred, DISPOSITIONS[disposition])
+        _check(hresult, f"reconnecting to {self.reader!r}")
+        self._atr = self._status_atr()
+        return self._atr
+
+    def close(self, disposition: str = "leave") -> None:
+        if self.context.handle is None:
+            return
+        scard.SCardDisconnect(self.card, DISPOSITIONS[disposition])
+        self.context.close()
+
+    def __enter__(self) -> PcscConnection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def list_readers() -> list[str]:
+    """The readers pcscd offers now."""
+    context = PcscContext()
+    try:
+        return context.readers()
+    finally:
+        context.close()
+
+
+def open_pcsc(target: str) -> PcscConnection:
+    """Opener for ``pcsc:READER[?share=...&protocol=...]``."""
+    reader, _, query = target.partition("?")
+    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    unknown = set(options) - {"share", "protocol"}
+    if unknown:
+        raise CardConnectionError(f"unknown pcsc: option {sorted(unknown)[0]!r} (known: share, protocol)")
+    return PcscConnection(reader, share=options.get("share", "shared"), protocol=options.get("protocol", "any"))
+
+
+register_scheme("pcsc", open_pcsc)
