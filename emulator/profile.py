@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -411,7 +412,7 @@ def _pins(root: Node) -> dict[int, Pin]:
             ref=node.child("ref").as_ref(),
             value=value,
             max_tries=tries,
-            remaining=node.optional("remaining", lambda n, t=tries: n.as_int(0, t), tries),
+            remaining=node.optional("remaining", partial(Node.as_int, low=0, high=tries), tries),
             name=node.optional("name", Node.as_str, ""),
             min_length=node.optional("min_length", lambda n: n.as_int(1, 64), 4),
             max_length=node.optional("max_length", lambda n: n.as_int(1, 64), 8),

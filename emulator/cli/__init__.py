@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args))
+    except BrokenPipeError:  # output piped into head and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (UsageError, ProfileError, StateError, CardConnectionError, OSError, ValueError) as exc:
         print(f"eidemu: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -103,7 +103,8 @@ class CommandAPDU(NamedTuple):
             body = b""
         return header + body
 
-    __bytes__ = encode
+    def __bytes__(self) -> bytes:
+        return self.encode()
 
     def with_data(self, data: bytes) -> CommandAPDU:
         return self._replace(data=data)
@@ -124,7 +125,8 @@ class ResponseAPDU(NamedTuple):
     def encode(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")
 
-    __bytes__ = encode
+    def __bytes__(self) -> bytes:
+        return self.encode()
 
     @property
     def sw1(self) -> int:

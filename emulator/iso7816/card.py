@@ -315,9 +315,10 @@ class Card:
                 return self._manage_channel(cmd, channel), SW.NO_ERROR
         channel.pending = b""
         if chained or channel.chain_header is not None:
-            cmd = self._chain(cmd, channel, chained)
-            if cmd is None:
+            whole = self._chain(cmd, channel, chained)
+            if whole is None:
                 return b"", SW.NO_ERROR
+            cmd = whole
         data = channel.app.process(cmd, channel)
         ne = cmd.ne
         if data and (ne is None or len(data) > ne or self.always_get_response):
