@@ -271,7 +271,8 @@ class Card:
                 number = 4 + (cla & 0x0F)
                 sm_bits = 0x03 if cla & 0x20 else 0
             chained = cla & 0x10
-            cmd = cmd._replace(cla=0)
+            if not sm_bits:
+                cmd = cmd._replace(cla=0)
         elif cla == 0xFF:
             return b"\x6e\x00"  # ISO 7816-3 reserves FF for PPS
         else:
@@ -285,7 +286,8 @@ class Card:
                 if session is None:
                     raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED, "no secure messaging session")
                 try:
-                    cmd = session.unwrap(cmd)
+                    # The session sees the class byte as sent: the checksum covers it.
+                    cmd = session.unwrap(cmd)._replace(cla=0)
                 except CardError:
                     channel.sm = None  # ICAO 9303-11 §9.8.4: an SM error ends the session
                     raise
