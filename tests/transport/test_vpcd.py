@@ -1,0 +1,416 @@
+"""The vpcd transport over real loopback sockets: framing, control messages, both modes,
+misbehaving peers, reconnection. The tester side plays vpcd (conformance.vpcd)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from conformance.connection import CardConnectionError, open_card
+from conformance.vpcd import VpcdConnection
+from emulator.profile import load_profile
+from emulator.transport.vpcd import (
+    MAX_FRAME,
+    CardSlots,
+    FrameSocket,
+    FramingError,
+    VpcdClient,
+    VpcdListener,
+    tune_socket,
+)
+
+ATR = bytes.fromhex("3B88800145494445 4D5530313A")
+SELECT_APP_NO_FCI = bytes.fromhex("00A4040C07A0000002471001")
+PIN_OK = bytes.fromhex("0020000108313233343536FFFF")
+PIN_BAD = bytes.fromhex("0020000108393939393939FFFF")
+PIN_STATUS = bytes.fromhex("00200001")
+FCI = bytes.fromhex("6F13820138830250008407A00000024710018A0105")
+
+
+class EchoCard:
+    """Answers each command with itself plus 9000; records power events."""
+
+    atr = bytes.fromhex("3B00")
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.events: list[str] = []
+        self.reply = reply
+
+    def transmit(self, raw: bytes) -> bytes:
+        return self.reply if self.reply is not None else raw + b"\x90\x00"
+
+    def power_on(self) -> bytes:
+        self.events.append("on")
+        return self.atr
+
+    def power_off(self) -> None:
+        self.events.append("off")
+
+    def reset(self) -> bytes:
+        self.events.append("reset")
+        return self.atr
+
+
+@pytest.fixture
+def demo_card():
+    return load_profile("iso-demo").build()
+
+
+@pytest.fixture
+def listener(demo_card):
+    endpoint = VpcdListener(demo_card, "127.0.0.1", 0, frame_timeout=0.5).start()
+    yield endpoint
+    endpoint.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+# -- framing ---------------------------------------------------------------------------
+
+
+def test_frame_split_across_segments_is_reassembled():
+    a, b = socket.socketpair()
+    framed = FrameSocket(b)
+    payload = bytes(range(256)) * 4
+
+    def dribble():
+        data = len(payload).to_bytes(2, "big") + payload
+        for i in range(0, len(data), 7):
+            a.sendall(data[i : i + 7])
+            time.sleep(0.0005)
+
+    threading.Thread(target=dribble).start()
+    assert framed.read_frame() == payload
+    a.close()
+    assert framed.read_frame() is None
+
+
+def test_two_frames_in_one_segment_are_both_read():
+    a, b = socket.socketpair()
+    a.sendall(b"\x00\x01\x04\x00\x04\x00\xa4\x04\x00")
+    framed = FrameSocket(b)
+    assert framed.read_frame() == b"\x04"
+    assert framed.read_frame() == b"\x00\xa4\x04\x00"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x00\x00", "length 0"),
+        (b"\x00\x10\x00\xa4", "closed after 4 bytes"),
+        (b"\x00", "closed after 1 bytes"),
+    ],
+)
+def test_framing_errors(data, message):
+    a, b = socket.socketpair()
+    a.sendall(data)
+    a.close()
+    with pytest.raises(FramingError, match=message):
+        FrameSocket(b).read_frame()
+
+
+def test_oversized_frame_is_refused():
+    a, b = socket.socketpair()
+    a.sendall(b"\x10\x01" + b"\x00" * 16)
+    with pytest.raises(FramingError, match="4097 bytes exceeds the limit of 4096"):
+        FrameSocket(b, max_frame=4096).read_frame()
+
+
+def test_stalled_frame_times_out():
+    a, b = socket.socketpair()
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50_000))
+    a.sendall(b"\x00\x10\x00")
+    started = time.monotonic()
+    with pytest.raises(FramingError, match="stalled after 3 bytes"):
+        FrameSocket(b, frame_timeout=0.2).read_frame()
+    assert 0.15 < time.monotonic() - started < 1.0
+    a.close()
+
+
+def test_write_frame_limits():
+    a, b = socket.socketpair()
+    framed = FrameSocket(a)
+    framed.write_frame(b"\x01" * MAX_FRAME)
+    with pytest.raises(FramingError):
+        framed.write_frame(b"")
+    with pytest.raises(FramingError):
+        framed.write_frame(b"\x01" * (MAX_FRAME + 1))
+    assert FrameSocket(b).read_frame() == b"\x01" * MAX_FRAME
+
+
+# -- reverse mode: the card listens, the tester plays vpcd ------------------------------
+
+
+def test_reverse_mode_atr_and_four_cases(listener):
+    with VpcdConnection.connect("127.0.0.1", listener.port) as conn:
+        assert conn.atr == ATR
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")  # case 1
+        assert conn.transmit(SELECT_APP_NO_FCI) == bytes.fromhex("9000")  # case 3
+        assert conn.transmit(bytes.fromhex("00B0810010")) == b"Hello from eidem\x90\x00"  # case 2
+        assert conn.transmit(bytes.fromhex("00A4040007A000000247100100")) == FCI + b"\x90\x00"  # case 4
+        # extended length: case 4 SELECT, case 3 UPDATE BINARY, case 2 READ BINARY
+        assert conn.transmit(bytes.fromhex("00A40400000007A00000024710010000")) == FCI + b"\x90\x00"
+        assert conn.transmit(bytes.fromhex("00A4020C025003")) == bytes.fromhex("9000")
+        assert conn.transmit(bytes.fromhex("00D6000000000411223344")) == bytes.fromhex("9000")
+        assert conn.transmit(bytes.fromhex("00B00000000004")) == bytes.fromhex("112233449000")
+        # 61xx and GET RESPONSE
+        assert conn.transmit(bytes.fromhex("00A4040007A0000002471001")) == bytes.fromhex("6115")
+        assert conn.transmit(bytes.fromhex("00C0000015")) == FCI + b"\x90\x00"
+
+
+def test_reverse_mode_large_extended_read(listener):
+    expected = load_profile("iso-demo").build().transmit(bytes.fromhex("00A4000C020101"))
+    assert expected == b"\x90\x00"
+    with VpcdConnection.connect("127.0.0.1", listener.port) as conn:
+        assert conn.transmit(bytes.fromhex("00A4000C020101")) == b"\x90\x00"
+        response = conn.transmit(bytes.fromhex("00B00000009C40"))  # Le = 40000
+        assert len(response) == 40002 and response[-2:] == b"\x90\x00"
+        assert response.startswith(b"eidemu large file: readable past offset 32767")
+        assert response[-3] == 0x5A
+
+
+def test_power_cycle_and_reset_clear_security_state(listener):
+    with VpcdConnection.connect("127.0.0.1", listener.port) as conn:
+        assert conn.transmit(PIN_OK) == b"\x90\x00"
+        assert conn.transmit(PIN_STATUS) == b"\x90\x00"
+        assert conn.reset() == ATR
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+        assert conn.transmit(PIN_OK) == b"\x90\x00"
+        assert conn.power_cycle() == ATR
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+
+
+def test_disconnect_powers_off_but_keeps_pin_counter(listener):
+    with VpcdConnection.connect("127.0.0.1", listener.port) as conn:
+        assert conn.transmit(PIN_OK) == b"\x90\x00"
+        assert conn.transmit(PIN_BAD) == bytes.fromhex("63C2")
+    with VpcdConnection.connect("127.0.0.1", listener.port) as conn:
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C2")
+
+
+def test_one_byte_payload_other_than_control_goes_to_the_card():
+    card = EchoCard()
+    endpoint = VpcdListener(card, "127.0.0.1", 0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
+            raw.sendall(b"\x00\x01\x03")
+            assert FrameSocket(raw).read_frame() == b"\x03\x90\x00"
+    finally:
+        endpoint.stop()
+
+
+def test_extended_frames_up_to_65535_bytes_both_ways():
+    card = EchoCard()
+    endpoint = VpcdListener(card, "127.0.0.1", 0).start()
+    try:
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            command = bytes(range(256)) * 255 + bytes(253)  # 65533 bytes, echoed + 9000 = 65535
+            assert conn.transmit(command) == command + b"\x90\x00"
+        card.reply = b"\x00" * 65536  # cannot be framed: the card answers 6F00 instead
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            assert conn.transmit(b"\x00\xb0\x00\x00") == b"\x6f\x00"
+    finally:
+        endpoint.stop()
+
+
+def test_control_messages_reach_the_card():
+    card = EchoCard()
+    endpoint = VpcdListener(card, "127.0.0.1", 0).start()
+    try:
+        conn = VpcdConnection.connect("127.0.0.1", endpoint.port)
+        assert conn.atr == b"\x3b\x00"
+        conn.reset()
+        conn.power_cycle()
+        conn.close()
+        assert wait_until(lambda: card.events[-1:] == ["off"] and endpoint.status == "listening")
+        assert card.events[:4] == ["on", "reset", "off", "on"]
+    finally:
+        endpoint.stop()
+
+
+@pytest.mark.parametrize(
+    ("garbage", "reason"),
+    [
+        (b"\x00\x00", "frame of length 0"),
+        (b"\x00\x20\x00\xa4\x04", "connection closed after 5 bytes of a frame"),
+        (b"\xff\xff" + b"\x00" * 100, "connection closed after 102 bytes of a frame"),
+        (b"\x00\x40\x00\xa4", "frame stalled after 4 bytes"),
+    ],
+    ids=["length-0", "truncated", "oversized-announced", "stalled"],
+)
+def test_misbehaving_peer_is_dropped_and_the_card_comes_back(demo_card, garbage, reason):
+    events: list[tuple[str, str]] = []
+    endpoint = VpcdListener(
+        demo_card, "127.0.0.1", 0, frame_timeout=0.3, on_event=lambda k, m: events.append((k, m))
+    ).start()
+    try:
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            assert conn.transmit(PIN_BAD) == bytes.fromhex("63C2")
+        raw = socket.create_connection(("127.0.0.1", endpoint.port))
+        raw.sendall(garbage)
+        if "closed" in reason:
+            raw.shutdown(socket.SHUT_WR)
+        assert wait_until(lambda: any(k == "peer-error" for k, _ in events))
+        assert raw.recv(10) == b""  # the card closed this connection
+        raw.close()
+        assert [m for k, m in events if k == "peer-error"] == [f"dropped the connection: {reason}"]
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            assert conn.atr == ATR
+            assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C2")  # persistent state intact
+    finally:
+        endpoint.stop()
+
+
+def test_oversized_length_beyond_the_cards_limit(demo_card):
+    endpoint = VpcdListener(demo_card, "127.0.0.1", 0, max_frame=1024).start()
+    try:
+        with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
+            raw.sendall(b"\x04\x01" + b"\x00" * 10)
+            assert raw.recv(10) == b""
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+    finally:
+        endpoint.stop()
+
+
+def test_connection_reset_mid_frame(demo_card):
+    endpoint = VpcdListener(demo_card, "127.0.0.1", 0).start()
+    try:
+        raw = socket.create_connection(("127.0.0.1", endpoint.port))
+        raw.sendall(b"\x00\x30\x00\xa4\x04\x00")
+        time.sleep(0.05)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()  # RST
+        with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
+            assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+        assert endpoint.connections == 2
+    finally:
+        endpoint.stop()
+
+
+# -- normal mode: the card connects, the tester listens as vpcd does -------------------
+
+
+def test_normal_mode_connects_and_reconnects_with_state_intact(demo_card):
+    port = free_port()
+    client = VpcdClient(demo_card, "127.0.0.1", port, backoff=(0.01, 0.05)).start()
+    try:
+        conn = VpcdConnection.listen("127.0.0.1", port, timeout=3)
+        assert conn.atr == ATR
+        assert conn.transmit(PIN_OK) == b"\x90\x00"
+        assert conn.transmit(PIN_BAD) == bytes.fromhex("63C2")
+        conn.close()  # vpcd (pcscd) goes away; the card retries until it is back
+        time.sleep(0.2)
+        assert client.status == "waiting for vpcd"
+        conn = VpcdConnection.listen("127.0.0.1", port, timeout=3)
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C2")  # counter kept, verification cleared
+        conn.close()
+    finally:
+        client.stop()
+    assert client.status == "stopped"
+
+
+def test_normal_mode_misbehaving_vpcd_then_recovery(demo_card):
+    port = free_port()
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(1)
+    client = VpcdClient(demo_card, "127.0.0.1", port, backoff=(0.01, 0.05)).start()
+    try:
+        for garbage in (b"\x00\x00", b"\x00\x09\x00\xa4"):
+            sock, _ = server.accept()
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(10) == b""
+            sock.close()
+        server.settimeout(3)
+        sock, _ = server.accept()
+        tune_socket(sock)
+        conn = VpcdConnection(sock, "fake vpcd")
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+        conn.close()
+    finally:
+        server.close()
+        client.stop()
+
+
+def test_self_connection_is_refused():
+    # With no listener, a loopback connect can hit its own port (simultaneous open); the
+    # client must never treat that as vpcd. Probe the check directly.
+    client = VpcdClient(EchoCard(), "127.0.0.1", free_port())
+    with pytest.raises(OSError):
+        client.connect_once(timeout=0.5)
+
+
+# -- several slots, insert and remove --------------------------------------------------
+
+
+def test_card_slots_insert_remove_reinsert():
+    events: list[tuple[int, str]] = []
+    with CardSlots("127.0.0.1", 0, listen=True, on_event=lambda s, k, m: events.append((s, k))) as slots:
+        a = slots.insert(0, load_profile("iso-demo").build())
+        b = slots.insert(1, EchoCard())
+        with pytest.raises(ValueError, match="already holds a card"):
+            slots.insert(1, EchoCard())
+        with VpcdConnection.connect("127.0.0.1", a.port) as one, VpcdConnection.connect("127.0.0.1", b.port) as two:
+            assert one.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+            assert two.transmit(PIN_STATUS) == PIN_STATUS + b"\x90\x00"
+        slots.remove(1)
+        with pytest.raises(CardConnectionError, match="no card listening"):
+            VpcdConnection.connect("127.0.0.1", b.port, timeout=1)
+        slots.insert(1, EchoCard())
+        assert set(slots.endpoints) == {0, 1}
+    assert a.stopped
+
+
+# -- URIs ------------------------------------------------------------------------------
+
+
+def test_open_card_vpcd_uri_both_directions(demo_card):
+    endpoint = VpcdListener(demo_card, "127.0.0.1", 0).start()
+    try:
+        conn = open_card(f"vpcd:127.0.0.1:{endpoint.port}")
+        assert conn.description == f"vpcd:127.0.0.1:{endpoint.port}"
+        assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
+        conn.close()
+    finally:
+        endpoint.stop()
+    port = free_port()
+    client = VpcdClient(load_profile("iso-demo").build(), "127.0.0.1", port, backoff=(0.01, 0.05)).start()
+    try:
+        conn = open_card(f"vpcd:127.0.0.1:{port}?listen&timeout=3")
+        assert conn.atr == ATR
+        conn.close()
+    finally:
+        client.stop()
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("vpcd:nowhere", "expected HOST:PORT"),
+        ("vpcd:127.0.0.1:1?bogus", "unknown vpcd: option 'bogus'"),
+        ("vpcd:127.0.0.1:1", "no card listening on 127.0.0.1:1"),
+    ],
+)
+def test_vpcd_uri_errors(uri, message):
+    with pytest.raises(CardConnectionError, match=message):
+        open_card(uri)
