@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "emulator.cli.serve",
     "emulator.cli.pcscd",
     "emulator.cli.pki",
+    "emulator.cli.conformance",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2

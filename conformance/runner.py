@@ -1,0 +1,407 @@
+"""Run script test cases against a card and collect results with expected and received values.
+
+Verdicts follow the ICAO 9303-10/-11 and BSI TR-03105 test plans: a test whose applicability
+tokens the card does not declare is NOT APPLICABLE (never PASSED); a destructive test is
+SKIPPED unless allowed; a step whose response differs from its expectations makes the test
+FAILED; a problem of the harness or the link (an unset variable, a reader error) is ERROR.
+
+The card under test is described by a :class:`CardUnderTest`: how to connect, its tokens
+and its variables. Emulated cards are rebuilt fresh from their profile before every test,
+so tests never depend on each other's leftovers (a blocked PIN, a written file).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from emulator.iso7816.apdu import ResponseAPDU, parse_hex
+
+from .connection import CardConnection, CardConnectionError, InProcessConnection, open_card
+from .script import (
+    ExpansionError,
+    Location,
+    Mismatch,
+    Reset,
+    Script,
+    Send,
+    SetVariable,
+    TestCase,
+    load_scripts,
+    nibbles_match,
+)
+
+CATALOGUE_DIR = Path(__file__).resolve().parent / "catalogue"
+CARDS_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "conformance" / "cards.yaml"
+
+
+class Outcome(StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    NOT_APPLICABLE = "NOT APPLICABLE"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+
+
+# Report order: what needs attention first.
+OUTCOME_ORDER = (Outcome.ERROR, Outcome.FAILED, Outcome.PASSED, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One executed step: what was sent, what came back, and what did not match."""
+
+    index: int
+    kind: str  # "send", "reset", "power-cycle", "set"
+    location: Location
+    command: bytes = b""
+    response: bytes = b""
+    elapsed: float = 0.0
+    mismatches: tuple[Mismatch, ...] = ()
+    error: str = ""
+    comment: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.error
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A test case's verdict, with the expected and received values behind it."""
+
+    __test__ = False
+
+    test: TestCase
+    outcome: Outcome
+    message: str = ""
+    expected: str = ""
+    received: str = ""
+    steps: tuple[StepResult, ...] = ()
+    duration: float = 0.0
+    card: str = ""
+
+    @property
+    def apdus(self) -> int:
+        return sum(1 for s in self.steps if s.kind == "send" and s.response)
+
+
+# -- the card under test ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardDeclaration:
+    """What a card declares: applicability tokens and the values its tests need.
+
+    Read from ``fixtures/conformance/cards.yaml`` (by emulator profile name or ATR), from
+    a card file given with ``--card-config``, plus ``--tokens`` and ``--var`` options.
+    """
+
+    name: str = ""
+    tokens: frozenset[str] = frozenset()
+    variables: Mapping[str, bytes] = field(default_factory=dict)
+
+    def merged(self, tokens: Iterable[str] = (), variables: Mapping[str, bytes] | None = None) -> CardDeclaration:
+        return CardDeclaration(self.name, self.tokens | set(tokens), {**self.variables, **(variables or {})})
+
+
+def _declaration(name: str, entry: Any, source: str) -> CardDeclaration:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{source}: card {name!r}: expected a mapping with tokens and variables")
+    unknown = set(entry) - {"tokens", "variables", "atr", "profile", "description"}
+    if unknown:
+        raise ValueError(f"{source}: card {name!r}: unknown key {sorted(unknown)[0]!r}")
+    tokens = entry.get("tokens") or []
+    variables = entry.get("variables") or {}
+    if not isinstance(tokens, list) or not isinstance(variables, dict):
+        raise ValueError(f"{source}: card {name!r}: tokens is a list, variables a mapping")
+    values = {}
+    for key, value in variables.items():
+        try:
+            values[str(key)] = parse_hex(str(value))
+        except ValueError:
+            raise ValueError(f"{source}: card {name!r}: variable {key} is not hex") from None
+    return CardDeclaration(name, frozenset(map(str, tokens)), values)
+
+
+def load_card_declarations(path: Path = CARDS_FILE) -> dict[str, tuple[CardDeclaration, bytes | None, str | None]]:
+    """Card name -> (declaration, ATR to recognise it by, emulator profile)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    cards = doc.get("cards") if isinstance(doc, dict) else None
+    if not isinstance(cards, dict):
+        raise ValueError(f"{path}: expected 'cards:' mapping card names to tokens and variables")
+    out = {}
+    for name, entry in cards.items():
+        decl = _declaration(str(name), entry, str(path))
+        atr = parse_hex(str(entry["atr"])) if entry.get("atr") else None
+        out[str(name)] = (decl, atr, entry.get("profile", str(name)))
+    return out
+
+
+def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None) -> CardDeclaration:
+    """The shipped or given declaration for a card: by ``--card-config``, profile or ATR."""
+    if card_config:
+        path = Path(card_config)
+        if path.exists():
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return _declaration(path.stem, doc, str(path))
+        known = load_card_declarations()
+        if card_config not in known:
+            raise ValueError(f"no card {card_config!r} in {CARDS_FILE} (known: {', '.join(sorted(known))})")
+        return known[card_config][0]
+    known = load_card_declarations()
+    if uri.startswith("emulator:"):
+        profile = Path(uri[len("emulator:") :].partition("?")[0]).stem
+        for decl, _atr, prof in known.values():
+            if prof == profile:
+                return decl
+    if atr is not None:
+        for decl, card_atr, _prof in known.values():
+            if card_atr == atr:
+                return decl
+    return CardDeclaration(uri)
+
+
+class CardUnderTest:
+    """How to reach one card between tests.
+
+    ``emulator:`` cards are built fresh from their profile for every test (so destructive
+    tests are always allowed); any other card is opened once and reset before each test.
+    """
+
+    def __init__(self, uri: str, declaration: CardDeclaration | None = None, card_config: str | None = None) -> None:
+        self.uri = uri
+        self.emulated = uri.startswith("emulator:")
+        self._profile: Any = None
+        self._connection: CardConnection | None = None
+        if self.emulated:
+            from emulator.profile import load_profile
+
+            target = uri[len("emulator:") :]
+            if "?state=" in target:
+                raise CardConnectionError(
+                    "conformance runs rebuild emulated cards from their profile; drop ?state= from the card URI"
+                )
+            self._profile = load_profile(target)
+            self.description = f"emulator:{self._profile.name}"
+            atr = None
+        else:
+            self._connection = open_card(uri)
+            self.description = self._connection.description
+            atr = self._connection.atr
+        self.declaration = declaration or declaration_for(uri, atr, card_config)
+
+    def fresh(self) -> CardConnection:
+        """A connection to the card in its initial state (emulator) or just reset (others)."""
+        if self.emulated:
+            return InProcessConnection(self._profile.build(), self.description)
+        assert self._connection is not None
+        self._connection.reset()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+Tracer = Callable[[bytes, bytes, float], None]
+
+
+@dataclass
+class RunOptions:
+    allow_destructive: bool = False
+    trace_dir: Path | None = None
+    continue_on_failure: bool = False
+
+
+def select_tests(scripts: Iterable[Script], patterns: Iterable[str] = ()) -> list[tuple[Script, TestCase]]:
+    """Tests whose ID or category matches any glob (all tests without patterns), in file order."""
+    wanted = [p.strip() for chunk in patterns for p in chunk.split(",") if p.strip()]
+    out = []
+    for script in scripts:
+        for test in script.tests:
+            if not wanted or any(fnmatch.fnmatchcase(test.id, p) or fnmatch.fnmatchcase(test.group, p) for p in wanted):
+                out.append((script, test))
+    return out
+
+
+def load_catalogue(extra: Iterable[Path] = (), include_shipped: bool = True) -> list[Script]:
+    paths = ([CATALOGUE_DIR] if include_shipped else []) + list(extra)
+    return load_scripts(paths)
+
+
+@contextmanager
+def _trace_file(options: RunOptions, test: TestCase) -> Iterator[IO[str] | None]:
+    if options.trace_dir is None:
+        yield None
+        return
+    options.trace_dir.mkdir(parents=True, exist_ok=True)
+    with open(options.trace_dir / f"{test.id}.jsonl", "w", encoding="utf-8") as fh:
+        yield fh
+
+
+def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOptions | None = None) -> TestResult:
+    """Run one test case and return its verdict; never raises for card or script problems."""
+    options = options or RunOptions()
+    applies, reason = test.applies_to(card.declaration.tokens)
+    if not applies:
+        return TestResult(test, Outcome.NOT_APPLICABLE, reason, card=card.description)
+    if test.destructive and not (options.allow_destructive or card.emulated):
+        return TestResult(
+            test, Outcome.SKIPPED, "destructive test: run with --allow-destructive", card=card.description
+        )
+    started = time.perf_counter()
+    with _trace_file(options, test) as trace:
+        tracer = None
+        if trace is not None:
+            from emulator.trace import JsonLinesTracer
+
+            tracer = JsonLinesTracer(trace, source=card.description)
+            tracer.event("test", id=test.id, title=test.title)
+        try:
+            connection = card.fresh()
+        except (CardConnectionError, OSError) as exc:
+            return TestResult(test, Outcome.ERROR, f"cannot reach the card: {exc}", card=card.description)
+        variables: dict[str, bytes] = dict(card.declaration.variables)
+        for setvar in script.variables:
+            variables.setdefault(setvar.name, bytes.fromhex(setvar.value))
+        steps = _run_steps(connection, test, variables, tracer, options.continue_on_failure)
+    duration = time.perf_counter() - started
+    return _verdict(test, steps, duration, card.description)
+
+
+def _run_steps(
+    connection: CardConnection,
+    test: TestCase,
+    variables: dict[str, bytes],
+    tracer: Any,
+    keep_going: bool,
+) -> tuple[StepResult, ...]:
+    results: list[StepResult] = []
+    for index, step in enumerate(test.steps, 1):
+        if isinstance(step, SetVariable):
+            try:
+                from .script import expand
+
+                variables[step.name] = bytes.fromhex(expand(step.value, variables))
+            except ExpansionError as exc:
+                results.append(StepResult(index, "set", step.location, error=str(exc)))
+                break
+            continue
+        if isinstance(step, Reset):
+            result = _reset(connection, step, index, tracer)
+        else:
+            assert isinstance(step, Send)
+            result = _send(connection, step, index, variables, tracer)
+        results.append(result)
+        if result.error or (result.mismatches and not keep_going):
+            break
+    return tuple(results)
+
+
+def _reset(connection: CardConnection, step: Reset, index: int, tracer: Any) -> StepResult:
+    kind = "power-cycle" if step.cold else "reset"
+    started = time.perf_counter()
+    try:
+        power_cycle = getattr(connection, "power_cycle", None)
+        atr = power_cycle() if step.cold and callable(power_cycle) else connection.reset()
+    except (CardConnectionError, OSError) as exc:
+        return StepResult(index, kind, step.location, error=f"{kind} failed: {exc}")
+    if tracer is not None:
+        tracer.event(kind, atr=atr.hex().upper())
+    mismatches: tuple[Mismatch, ...] = ()
+    if step.atr is not None and not nibbles_match(step.atr, atr.hex().upper()):
+        mismatches = (
+            Mismatch("ATR", " ".join(step.atr[i : i + 2] for i in range(0, len(step.atr), 2)), atr.hex(" ").upper()),
+        )
+    return StepResult(
+        index, kind, step.location, response=atr, elapsed=time.perf_counter() - started, mismatches=mismatches
+    )
+
+
+def _send(connection: CardConnection, step: Send, index: int, variables: dict[str, bytes], tracer: Any) -> StepResult:
+    try:
+        command = step.command.build(variables)
+    except (ExpansionError, ValueError) as exc:
+        return StepResult(index, "send", step.location, error=f"cannot build the APDU: {exc}", comment=step.comment)
+    wall = time.time()
+    started = time.perf_counter()
+    try:
+        raw = connection.transmit(command)
+    except (CardConnectionError, OSError) as exc:
+        return StepResult(index, "send", step.location, command, error=f"transmit failed: {exc}", comment=step.comment)
+    elapsed = time.perf_counter() - started
+    if tracer is not None:
+        tracer(command, raw, wall)
+    if len(raw) < 2:
+        return StepResult(index, "send", step.location, command, raw, elapsed, error="response without a status word")
+    response = ResponseAPDU.parse(raw)
+    mismatches = []
+    for expectation in step.expectations:
+        try:
+            mismatch = expectation.check(response, variables, step.masks)
+        except ExpansionError as exc:
+            return StepResult(index, "send", step.location, command, raw, elapsed, error=str(exc))
+        if mismatch is not None:
+            mismatches.append(mismatch)
+    if not mismatches:
+        for capture in step.captures:
+            try:
+                variables[capture.name] = capture.take(response)
+            except (ExpansionError, ValueError) as exc:
+                return StepResult(index, "send", step.location, command, raw, elapsed, error=str(exc))
+    return StepResult(index, "send", step.location, command, raw, elapsed, tuple(mismatches), comment=step.comment)
+
+
+def _verdict(test: TestCase, steps: tuple[StepResult, ...], duration: float, card: str) -> TestResult:
+    for step in steps:
+        if step.error:
+            return TestResult(
+                test, Outcome.ERROR, f"step {step.index} ({step.location}): {step.error}", "", "", steps, duration, card
+            )
+    failing = [s for s in steps if s.mismatches]
+    if failing:
+        first = failing[0].mismatches[0]
+        message = "; ".join(f"step {s.index} ({s.location}): {m}" for s in failing for m in s.mismatches)
+        return TestResult(test, Outcome.FAILED, message, first.expected, first.received, steps, duration, card)
+    return TestResult(test, Outcome.PASSED, "", "", "", steps, duration, card)
+
+
+def run_tests(
+    card: CardUnderTest,
+    selected: Iterable[tuple[Script, TestCase]],
+    options: RunOptions | None = None,
+    on_result: Callable[[TestResult], None] | None = None,
+) -> list[TestResult]:
+    """Run tests in order; ``on_result`` is called after each (progress display)."""
+    results = []
+    for script, test in selected:
+        result = run_test(card, script, test, options)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def summary(results: Iterable[TestResult]) -> dict[Outcome, int]:
+    counts = dict.fromkeys(Outcome, 0)
+    for r in results:
+        counts[r.outcome] += 1
+    return counts
