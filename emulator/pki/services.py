@@ -28,6 +28,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,9 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self.server.count(self.command, self.path)
         self._send(self.server.authority.handle_get(self.path))
 
     def do_POST(self) -> None:
+        self.server.count(self.command, self.path)
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
@@ -237,6 +240,13 @@ class PkiHttpServer(ThreadingHTTPServer):
     def __init__(self, authority: RevocationAuthority | None, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self._authority = authority
+        self._hits_lock = threading.Lock()
+        self.hits: Counter[str] = Counter()  # "GET crl", "POST ocsp", ...: lets tests see real traffic
+
+    def count(self, method: str, path: str) -> None:
+        kind = urlsplit(path).path.strip("/").split("/")[0] or "index"
+        with self._hits_lock:
+            self.hits[f"{method} {kind}"] += 1
 
     @property
     def authority(self) -> RevocationAuthority:
@@ -251,6 +261,7 @@ class PkiHttpServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else str(host)
         return f"http://{host}:{port}/"
 
     def start_in_thread(self) -> threading.Thread:
