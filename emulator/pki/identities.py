@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Letter values of the registration-area letter (taiwan-ids.md). I, O, W, X, Y, Z were added
-# later than the alphabetic run, hence the out-of-order values.
+# Letter values of the registration-area letter (taiwan-ids.md); not in alphabetical order for
+# I, O, W, X, Y, Z, so a table rather than arithmetic on the letter.
 LETTER_VALUES: Mapping[str, int] = {
     "A": 10, "B": 11, "C": 12, "D": 13, "E": 14, "F": 15, "G": 16, "H": 17, "I": 34, "J": 18,
     "K": 19, "L": 20, "M": 21, "N": 22, "O": 35, "P": 23, "Q": 24, "R": 25, "S": 26, "T": 27,
