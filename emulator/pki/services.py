@@ -80,17 +80,30 @@ class RevocationAuthority:
 
     def __init__(self, pki: TestPki, now: dt.datetime | None = None) -> None:
         self.pki = pki
+        self._lock = threading.Lock()
+        self.crls: dict[str, bytes] = {}
+        self._crls_issued_at = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self.refresh_crls(now)
+
+    def refresh_crls(self, now: dt.datetime | None = None) -> None:
+        """Re-sign every CA's CRL as of ``now`` (thisUpdate now - 1 min, nextUpdate + 1 day)."""
         now = now or dt.datetime.now(dt.UTC)
         # cRLNumber must increase between issued CRLs (RFC 5280 §5.2.3): seconds since the epoch do.
         crl_number = int(now.timestamp())
-        self.crls: dict[str, bytes] = {
+        crls = {
             name: build_crl(
-                ca.cert, ca.key, pki.revoked_by(name), now - CLOCK_SKEW, now + CRL_LIFETIME, crl_number
+                ca.cert, ca.key, self.pki.revoked_by(name), now - CLOCK_SKEW, now + CRL_LIFETIME, crl_number
             ).public_bytes(serialization.Encoding.DER)
-            for name, ca in pki.cas.items()
+            for name, ca in self.pki.cas.items()
         }
+        with self._lock:
+            self.crls, self._crls_issued_at = crls, now
 
-    def crl(self, ca_name: str) -> bytes | None:
+    def crl(self, ca_name: str, now: dt.datetime | None = None) -> bytes | None:
+        """The CA's current CRL; re-signed first once half its lifetime has passed, so it never goes stale."""
+        now = now or dt.datetime.now(dt.UTC)
+        if now - self._crls_issued_at > CRL_LIFETIME / 2:
+            self.refresh_crls(now)
         return self.crls.get(ca_name)
 
     def ca_certificate(self, ca_name: str) -> bytes | None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
-from emulator.pki.services import PkiHttpServer
+from emulator.pki.services import PkiHttpServer, RevocationAuthority
 from emulator.pki.store import TestPki
 
 
@@ -183,3 +183,15 @@ def test_ca_certificates_are_published(live_pki: TestPki) -> None:
 
 def test_unknown_path_is_404(live_server: PkiHttpServer) -> None:
     assert _http(live_server.base_url + "crl/nope.crl")[0] == 404
+
+
+def test_a_long_running_server_re_signs_its_crls(live_pki: TestPki) -> None:
+    authority = RevocationAuthority(live_pki)
+    first = x509.load_der_x509_crl(authority.crl("moica-g2") or b"")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=13)
+    refreshed = x509.load_der_x509_crl(authority.crl("moica-g2", now=later) or b"")
+    assert refreshed.next_update_utc > later > first.next_update_utc - dt.timedelta(hours=12)
+    assert refreshed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > (
+        first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    )
+    assert {r.serial_number for r in refreshed} == {r.serial_number for r in first}
