@@ -153,8 +153,12 @@ def pyscard_hint() -> str | None:
 
 
 def port_free(port: int) -> bool:
-    """True when nothing listens on ``port`` on any interface (vpcd binds INADDR_ANY)."""
+    """True when nothing listens on ``port`` on any interface (vpcd binds INADDR_ANY).
+
+    SO_REUSEADDR as vpcd sets it: connections of a stopped pcscd lingering in TIME_WAIT do
+    not make a port busy, a listening socket does."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("0.0.0.0", port))  # noqa: S104 - probing exactly what vpcd will bind
         return True
