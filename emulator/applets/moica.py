@@ -224,17 +224,18 @@ def rsa_private_operation(key: rsa.RSAPrivateKey, block: bytes, random: Callable
     computed with CRT and RSA blinding. Raises CardError 6A80 when the block is not
     smaller than the modulus.
     """
-    numbers = key.private_numbers()
-    n = numbers.public_numbers.n
-    k = (n.bit_length() + 7) // 8
-    m = int.from_bytes(block, "big")
-    if len(block) != k or m >= n:
+    k = (key.key_size + 7) // 8
+    if len(block) != k:
         raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "input is not an integer below the modulus")
-    recognised = _as_signature_block(block)
+    recognised = _as_signature_block(block)  # 00 01 ... is always below the modulus
     if recognised is not None:
         digest, algorithm = recognised
         return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm))
-    e = numbers.public_numbers.e
+    numbers = key.private_numbers()
+    n, e = numbers.public_numbers.n, numbers.public_numbers.e
+    m = int.from_bytes(block, "big")
+    if m >= n:
+        raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "input is not an integer below the modulus")
     while True:
         r = int.from_bytes(random(k), "big") % n
         if r > 1:

@@ -1,0 +1,162 @@
+"""Benchmark: the whole MOICA signing flow through pcscd + vpcd, against its floor.
+
+Flow (what signing middleware does, shared/reference/moica-card.md): SELECT 3F00, 5030,
+08F2; READ BINARY the signature certificate at 1500 in 200-byte chunks; protected VERIFY;
+``80 EA 82`` + ``80 EA 02`` + ``80 C1``. The floor, measured in the same run: one RSA-2048
+private-key operation in cryptography plus the same APDUs sent as round trips to an echo
+card in the other vpcd slot. Medians over ``--rounds``; target ratio at most 1.3.
+
+    python3 benchmarks/bench_moica.py [--rounds 60] [--state] [--json]
+
+``--state`` gives the card a state file, so every VERIFY also writes (and fsyncs) the
+retry counter twice, as a real card writes its EEPROM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RUN_DIR = Path(tempfile.mkdtemp(prefix="eidemu-bench-"))
+os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")  # before pyscard loads
+
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+
+from conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data  # noqa: E402
+from emulator.profile import load_profile  # noqa: E402
+
+SLUG = "g2-valid-1"
+SIGN_REF = 0x05
+CERT_OFFSET = 0x1500
+READER0, READER1 = "Virtual PCD 00 00", "Virtual PCD 00 01"
+
+
+class EchoCard:
+    """Answers each command with itself plus 9000: the transport's cost alone."""
+
+    atr = bytes.fromhex("3B80800101")
+
+    def transmit(self, raw: bytes) -> bytes:
+        return raw + b"\x90\x00"
+
+    def power_on(self) -> bytes:
+        return self.atr
+
+    def power_off(self) -> None:
+        pass
+
+    def reset(self) -> bytes:
+        return self.atr
+
+
+def signing_flow(transmit, pin: str, digest: bytes) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """Run the flow; return the command APDUs sent (to replay them at the echo card)."""
+    sent: list[bytes] = []
+
+    def send(apdu: bytes) -> bytes:
+        sent.append(apdu)
+        response = transmit(apdu)
+        if response[-2:] not in (b"\x90\x00", b"\x62\x82"):
+            raise RuntimeError(f"{apdu[:4].hex().upper()}: card answered {response[-2:].hex().upper()}")
+        return response[:-2]
+
+    for fid in ("3F00", "5030", "08F2"):
+        send(bytes.fromhex("80A4000002" + fid))
+    cert = b""
+    total = None
+    while total is None or len(cert) < total:
+        pos = CERT_OFFSET + len(cert)
+        n = 200 if total is None else min(200, total - len(cert))
+        cert += send(bytes((0x80, 0xB0, pos >> 8, pos & 0xFF, n)))
+        if total is None:
+            total = 4 + int.from_bytes(cert[2:4], "big")  # 30 82 LL LL
+    send(b"\x8c\x20\x00\x01\x20" + protect_pin_data(TEST_TRANSPORT_KEY, os.urandom(8), pin_block(pin)))
+    t = bytes.fromhex("3031300d060960864801650304020105000420") + digest
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(t)) + b"\x00" + t
+    send(bytes((0x80, 0xEA, 0x82, SIGN_REF, 0x80)) + block[:128])
+    send(bytes((0x80, 0xEA, 0x02, SIGN_REF, 0x80)) + block[128:])
+    signature = send(b"\x80\xc1\x00\x00\x00")
+    if len(signature) != 256:
+        raise RuntimeError("short signature")
+    return sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--state", action="store_true", help="give the card a state file (fsync on VERIFY)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from conformance.pcsc import PcscConnection
+    from emulator.transport import pcscd
+    from emulator.transport.vpcd import CardSlots
+
+    identity = json.loads((ROOT / "fixtures/pki/identities" / SLUG / "identity.json").read_text("utf-8"))
+    pin = identity["initial_pin"]
+    key = serialization.load_pem_private_key(
+        (ROOT / "fixtures/pki/identities" / SLUG / "sign.key.pem").read_bytes(), password=None
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    instance = pcscd.start(RUN_DIR)
+    try:
+        with CardSlots("localhost", instance.port, backoff=(0.01, 0.2)) as slots:
+            card = load_profile(f"moica-{SLUG}").build(RUN_DIR / "moica-card-state.json" if args.state else None)
+            slots.insert(0, card)
+            slots.insert(1, EchoCard())
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    moica, echo = PcscConnection(READER0), PcscConnection(READER1)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            flow_times, floor_times = [], []
+            apdus = signing_flow(moica.transmit, pin, hashlib.sha256(b"warm-up").digest())
+            for i in range(args.rounds):
+                digest = hashlib.sha256(f"document {i}".encode()).digest()
+                start = time.perf_counter()
+                apdus = signing_flow(moica.transmit, pin, digest)
+                flow_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                key.sign(f"document {i}".encode(), padding.PKCS1v15(), hashes.SHA256())
+                for apdu in apdus:
+                    echo.transmit(apdu)
+                floor_times.append(time.perf_counter() - start)
+            moica.close()
+            echo.close()
+    finally:
+        pcscd.stop(RUN_DIR)
+    flow, floor = statistics.median(flow_times), statistics.median(floor_times)
+    report = {
+        "apdus_per_flow": len(apdus),
+        "rounds": args.rounds,
+        "state_file": args.state,
+        "flow_median_ms": round(flow * 1000, 3),
+        "floor_median_ms": round(floor * 1000, 3),
+        "ratio": round(flow / floor, 3),
+        "target": 1.3,
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"signing flow ({len(apdus)} APDUs) through pcscd+vpcd: median {report['flow_median_ms']} ms")
+        print(f"floor (1 RSA-2048 sign + {len(apdus)} echo round trips): median {report['floor_median_ms']} ms")
+        print(f"ratio {report['ratio']} (target <= 1.3){'  [state file]' if args.state else ''}")
+    return 0 if report["ratio"] <= 1.3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
