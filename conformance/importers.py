@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from emulator.iso7816.apdu import CommandAPDU, ResponseAPDU, parse_hex
-from emulator.iso7816.sw import INS, describe_ins
+from emulator.iso7816.sw import INS, CardError, describe_ins
 
 from .script import (
     CommandTemplate,
@@ -52,6 +52,8 @@ FRESH_RESPONSE_INS = frozenset(
         INS.GENERATE_ASYMMETRIC_KEY_PAIR,
     }
 )
+# Lines scriptor prints around a session (pcsc-tools scriptor.pl), not exchanges.
+SCRIPTOR_BANNERS = ("Using ", "Reading commands", "Trying ", "Unknown protocol")
 _SECRET_VARIABLE = {0x20: "PIN", 0x24: "NEW_REFERENCE", 0x2C: "UNBLOCK"}
 
 
@@ -99,7 +101,7 @@ def _hex_apdu(text: str, location: Location) -> bytes:
     try:
         raw = parse_hex(text)
         CommandAPDU.parse(raw)
-    except ValueError as exc:
+    except (ValueError, CardError) as exc:
         raise ScriptError(location, f"not a command APDU: {exc}") from None
     return raw
 
@@ -130,7 +132,7 @@ def from_lines(text: str, source: str, style: str) -> list[Step]:
     for number, raw_line in enumerate(text.splitlines(), 1):
         loc = Location(source, number)
         line = raw_line.strip()
-        if not line or line.startswith(("#", "//")):
+        if not line or line.startswith(("#", "//")) or (style == "scriptor" and line.startswith(SCRIPTOR_BANNERS)):
             continue
         lower = line.lower()
         if lower in ("exit", "quit"):

@@ -107,6 +107,8 @@ def format_step(step: StepResult) -> str:
     """One step as text: '> command  INS' / '< response  SW name', plus what did not match."""
     if step.kind != "send":
         text = f"[{step.index}] {step.kind}" + (f"  ATR {step.response.hex(' ').upper()}" if step.response else "")
+    elif not step.command:
+        text = f"[{step.index}] > (not sent)"
     else:
         text = f"[{step.index}] > {_spaced(redacted_hex(step.command))}  {_ins_name(step.command)}"
         if len(step.response) >= 2:

@@ -204,11 +204,15 @@ class ExpectSW:
 
     def check(self, response: ResponseAPDU, variables: Mapping[str, bytes], masks: Masks) -> Mismatch | None:
         received = f"{response.sw:04X}"
-        if any(nibbles_match(expand(p, variables), received) for p in self.alternatives):
+        patterns = [expand(p, variables) for p in self.alternatives]
+        if any(nibbles_match(p, received) for p in patterns):
             return None
         from emulator.iso7816.sw import describe_sw
 
-        return Mismatch("status word", self.describe(), f"{_spaced(received)} ({describe_sw(response.sw)})")
+        expected = " | ".join(_spaced(p) for p in patterns)
+        if patterns != list(self.alternatives):
+            expected += f" ({self.describe()})"
+        return Mismatch("status word", expected, f"{_spaced(received)} ({describe_sw(response.sw)})")
 
     def describe(self) -> str:
         return " | ".join(_spaced(p) for p in self.alternatives)
@@ -257,25 +261,36 @@ class ExpectRegex:
 
 @dataclass(frozen=True)
 class ExpectLength:
-    """``data length N``, ``N..M``, ``>=N`` or ``data empty``: the data field's length in bytes."""
+    """``data length N``, ``N..M``, ``>=N``, ``${VAR}`` or ``data empty``: the data field's length.
+
+    Numbers are decimal bytes; a variable's bytes are read as a big-endian number (so a
+    card declaration's ``EF_SIZE: 00 C8`` serves as a length of 200).
+    """
 
     low: int
     high: int | None
     location: Location = field(default=NOWHERE, compare=False)
+    variable: str = ""
 
     def check(self, response: ResponseAPDU, variables: Mapping[str, bytes], masks: Masks) -> Mismatch | None:
         n = len(response.data)
-        if self.low <= n and (self.high is None or n <= self.high):
+        low, high = self.low, self.high
+        if self.variable:
+            low = high = int.from_bytes(bytes.fromhex(expand(f"${{{self.variable}}}", variables)), "big")
+        if low <= n and (high is None or n <= high):
             return None
-        return Mismatch("data length", self.describe(), f"{n} bytes")
+        expected = self.describe() if not self.variable else f"{low} (${{{self.variable}}})"
+        return Mismatch("data length", expected, f"{n} bytes")
 
     def describe(self) -> str:
+        if self.variable:
+            return f"${{{self.variable}}}"
         if self.high is None:
             return f">={self.low}"
         return str(self.low) if self.low == self.high else f"{self.low}..{self.high}"
 
     def __str__(self) -> str:
-        return "data empty" if self.low == self.high == 0 else f"data length {self.describe()}"
+        return "data empty" if self.low == self.high == 0 and not self.variable else f"data length {self.describe()}"
 
 
 @dataclass(frozen=True)
@@ -372,7 +387,7 @@ class Send:
     expectations: tuple[Expectation, ...] = ()
     captures: tuple[Capture, ...] = ()
     masks: Masks = Masks()
-    comment: str = ""
+    comment: str = field(default="", compare=False)  # written as a '#' line; not parsed back
     location: Location = field(default=NOWHERE, compare=False)
 
     def lines(self) -> Iterator[str]:
@@ -799,6 +814,9 @@ class _Parser:
         if kind == "empty" and not value:
             return ExpectLength(0, 0, loc)
         if kind == "length":
+            match = _VAR.fullmatch(value.strip())
+            if match:
+                return ExpectLength(-1, -1, loc, match.group(1))
             low, high = _parse_length(value, loc)
             return ExpectLength(low, high, loc)
         if kind == "regex":
@@ -874,7 +892,7 @@ def load_script(path: str | Path) -> Script:
 
 def load_scripts(paths: list[Path]) -> list[Script]:
     """Files, and directories searched recursively for ``*.apdu``, in sorted order."""
-    out = []
+    out: list[Script] = []
     for path in paths:
         files = sorted(path.rglob(f"*{SCRIPT_SUFFIX}")) if path.is_dir() else [path]
         out.extend(load_script(f) for f in files if not f.name.startswith("_"))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
+from . import EXIT_CARD_ERROR, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -173,7 +173,7 @@ def run_lint(args: argparse.Namespace) -> int:
             print(str(exc), file=sys.stderr)
             problems += 1
     if problems:
-        return 2
+        return EXIT_USAGE
     print(f"{count} test case(s) OK")
     return EXIT_OK
 
@@ -288,6 +288,7 @@ class _progress:
 
 def run_replay(args: argparse.Namespace) -> int:
     from conformance.replay import replay_trace
+    from conformance.runner import Outcome
     from conformance.script import ScriptError
 
     card = _open_card(args)
@@ -298,4 +299,6 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         card.close()
     print(report.text())
+    if report.result.outcome == Outcome.ERROR:
+        return EXIT_USAGE
     return EXIT_OK if report.identical else EXIT_CARD_ERROR

@@ -1,0 +1,86 @@
+"""The pytest plugin, run in a child pytest as a user would (``-p`` stands in for the entry point)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FLOW_TEST = """
+import pytest
+
+@pytest.mark.card_tokens("PIN")
+def test_select_mf(card_connection):
+    assert card_connection.transmit(bytes.fromhex("00A4000C023F00")) == bytes.fromhex("9000")
+
+@pytest.mark.card_tokens("MOICA-GEN1")
+def test_needs_a_moica_card(card_connection):
+    raise AssertionError("must not run on iso-demo")
+"""
+
+
+def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_flow.py").write_text(FLOW_TEST)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        [*command, "-rs", "--rootdir", str(tmp_path), *args, str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_catalogue_items_run_next_to_python_flow_tests(tmp_path: Path):
+    junit = tmp_path / "junit.xml"
+    run = _pytest(tmp_path, "--card", "emulator:iso-demo", f"--junitxml={junit}", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    root = ET.parse(junit).getroot()
+    names = {c.get("name") for c in root.iter("testcase")}
+    assert {"ISO_SELECT_01", "ISO_PIN_04", "test_select_mf", "test_needs_a_moica_card"} <= names
+    assert "SKIPPED [1]" in run.stdout and "NOT APPLICABLE: card lacks MOICA-GEN1" in run.stdout
+
+
+def test_without_card_the_plugin_collects_nothing(tmp_path: Path):
+    run = _pytest(tmp_path, "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 skipped" in run.stdout and "no --card given" in run.stdout
+
+
+def test_markers_and_keyword_selection(tmp_path: Path):
+    run = _pytest(tmp_path, "--card", "emulator:iso-demo", "-m", "conformance and not destructive", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    destructive = _pytest(tmp_path, "--card", "emulator:iso-demo", "-m", "destructive", "-q", "--co")
+    listed = [line for line in destructive.stdout.splitlines() if "::" in line]
+    assert sorted(line.rsplit("::", 1)[1] for line in listed) == ["ISO_PIN_02", "ISO_PIN_04", "ISO_UPDATE_01"]
+
+
+def test_failures_show_expected_received_and_the_apdus(tmp_path: Path):
+    broken = Path(__file__).resolve().parent / "broken" / "broken-wrong-sw.yaml"
+    (tmp_path / "conftest.py").write_text("import tests.conformance.broken.doubles  # noqa: F401\n")
+    run = _pytest(tmp_path, "--card", f"emulator:{broken}", "--card-config", "iso-demo", "-k", "ISO_INS", "-q")
+    assert run.returncode == 1
+    assert "FAILED ISO_INS_01: instruction not supported" in run.stdout
+    assert "expected: 6D 00" in run.stdout and "received: 6E 00 (CLA_NOT_SUPPORTED)" in run.stdout
+    assert "[1] > 00 FC 00 00 00  INS_FC" in run.stdout
+    assert "2 failed" in run.stdout
+
+
+def test_xdist_gives_each_worker_its_own_card(tmp_path: Path):
+    pytest.importorskip("xdist")
+    from conformance.pytest_plugin import card_uri_for_worker
+
+    assert card_uri_for_worker(["a", "b"], None) == "a"
+    assert card_uri_for_worker(["a", "b"], "gw0") == "a"
+    assert card_uri_for_worker(["a", "b"], "gw3") == "b"
+    run = _pytest(tmp_path, "--card", "emulator:iso-demo", "--card", "emulator:iso-demo", "-n", "2", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " passed" in run.stdout and "failed" not in run.stdout
