@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -109,7 +110,9 @@ class Server:
             return f"slot {slot}: {name}: listening on {address} for vpcd (reverse mode): {status}"
         return f"slot {slot}: {name} in reader '{reader_name(slot)}' (vpcd {address}): {status}"
 
-    def insert(self, slot: int, profile_name: str, state: str | None = None) -> None:
+    def insert(
+        self, slot: int, profile_name: str, state: str | None = None, connected: socket.socket | None = None
+    ) -> None:
         from emulator.profile import load_profile
 
         card = load_profile(profile_name).build(state)
@@ -119,7 +122,7 @@ class Server:
             card.tracer = JsonLinesTracer(self.trace_file, source=f"slot{slot}:{profile_name}")
         self.profiles[slot] = profile_name
         self.first_result[slot] = threading.Event()
-        self.slots.insert(slot, card, name=f"slot{slot}")
+        self.slots.insert(slot, card, name=f"slot{slot}", connected=connected)
 
     def remove(self, slot: int) -> None:
         self.slots.remove(slot)
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
         raise UsageError("more --state files than --profile cards")
     out = out or sys.stdout
     server = Server(args, out)
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: object) -> None:
         server.done.set()
@@ -180,18 +183,34 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             previous[sig] = signal.signal(sig, on_signal)
     try:
+        # Connect before building the cards: pcscd polls every 0.4 s, and the profile then
+        # loads while vpcd's next poll is still to come (it waits for the ATR if need be).
+        connected: dict[int, socket.socket] = {}
+        if not server.listen:
+            from emulator.transport.vpcd import connect_to_vpcd
+
+            for slot in range(args.slot, args.slot + len(args.profile)):
+                address = f"{server.slots.host}:{server.slots.port(slot)}"
+                try:
+                    connected[slot] = connect_to_vpcd(server.slots.host, server.slots.port(slot))
+                except OSError as exc:
+                    if not args.wait:
+                        for sock in connected.values():
+                            sock.close()
+                        reason = exc.strerror or str(exc)
+                        print(
+                            f"eidemu: error: vpcd is not listening on {address} ({reason}): {NOT_LISTENING_HINT}",
+                            file=sys.stderr,
+                        )
+                        return EXIT_USAGE
         for i, profile_name in enumerate(args.profile):
             state = args.state[i] if i < len(args.state) else None
-            server.insert(args.slot + i, profile_name, state)
+            server.insert(args.slot + i, profile_name, state, connected.pop(args.slot + i, None))
         for slot, first in list(server.first_result.items()):
             while not first.wait(0.1):
                 if server.done.is_set():
                     break
             if slot in server.failures:
-                address = getattr(server.slots.endpoints.get(slot), "address", "?")
-                if not args.wait:
-                    print(f"eidemu: error: vpcd is not listening on {address}: {NOT_LISTENING_HINT}", file=sys.stderr)
-                    return EXIT_USAGE
                 server.say(f"{server.describe(slot, 'waiting for vpcd')} ({server.failures[slot]})")
         threading.Thread(target=_read_commands, args=(server, stdin or sys.stdin), daemon=True).start()
         while not server.done.wait(0.2):

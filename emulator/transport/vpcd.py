@@ -37,7 +37,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger("eidemu.vpcd")
 
@@ -323,13 +323,17 @@ class VpcdClient(CardEndpoint):
         port: int = VPCD_PORT,
         *,
         backoff: tuple[float, float] = (0.02, 1.0),
-        **kwargs: object,
+        connected: socket.socket | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(card, **kwargs)  # type: ignore[arg-type]
+        super().__init__(card, **kwargs)
         self.host = host
         self.port = port
         self.backoff = backoff
         self.last_error: str | None = None
+        # A socket from connect_once made before the card was built: vpcd's next poll
+        # then finds the card while its profile still loads (see eidemu serve).
+        self._preconnected = connected
 
     @property
     def address(self) -> str:
@@ -337,21 +341,14 @@ class VpcdClient(CardEndpoint):
 
     def connect_once(self, timeout: float = 2.0) -> socket.socket:
         """One connection attempt; OSError when vpcd is not listening."""
-        sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        # Connecting to a local port with no listener can, rarely, connect the socket to
-        # itself (TCP simultaneous open, when the ephemeral port equals the target port).
-        if sock.getsockname() == sock.getpeername():
-            sock.close()
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "self-connected; vpcd not listening")
-        sock.settimeout(None)
-        return sock
+        return connect_to_vpcd(self.host, self.port, timeout)
 
     def _run(self) -> None:
         delay = self.backoff[0]
         reported = False
         while not self._stop.is_set():
             try:
-                sock = self.connect_once()
+                sock, self._preconnected = self._preconnected or self.connect_once(), None
             except OSError as exc:
                 self.last_error = exc.strerror or str(exc)
                 self.status = "waiting for vpcd"
@@ -367,6 +364,18 @@ class VpcdClient(CardEndpoint):
             self._stop.wait(self.backoff[0])
 
 
+def connect_to_vpcd(host: str, port: int, timeout: float = 2.0) -> socket.socket:
+    """Connect to vpcd's slot port; OSError (ConnectionRefusedError) when nothing listens."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    # Connecting to a local port with no listener can, rarely, connect the socket to
+    # itself (TCP simultaneous open, when the ephemeral port equals the target port).
+    if sock.getsockname() == sock.getpeername():
+        sock.close()
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "self-connected; vpcd not listening")
+    sock.settimeout(None)
+    return sock
+
+
 class VpcdListener(CardEndpoint):
     """Reverse mode: the card listens (loopback by default) and vpcd connects to it.
 
@@ -377,8 +386,8 @@ class VpcdListener(CardEndpoint):
 
     kind = "listen"
 
-    def __init__(self, card: PoweredCard, host: str = "127.0.0.1", port: int = 0, **kwargs: object) -> None:
-        super().__init__(card, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, card: PoweredCard, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
+        super().__init__(card, **kwargs)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._server = socket.socket(family, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -440,7 +449,7 @@ class CardSlots:
         *,
         listen: bool = False,
         on_event: Callable[[int, str, str], None] | None = None,
-        **endpoint_options: object,
+        **endpoint_options: Any,
     ) -> None:
         self.host = host
         self.base_port = base_port
@@ -453,8 +462,12 @@ class CardSlots:
     def port(self, slot: int) -> int:
         return 0 if self.listen and self.base_port == 0 else self.base_port + slot
 
-    def insert(self, slot: int, card: PoweredCard, name: str | None = None) -> CardEndpoint:
-        """Put a card in a slot (its endpoint starts connecting or listening at once)."""
+    def insert(
+        self, slot: int, card: PoweredCard, name: str | None = None, connected: socket.socket | None = None
+    ) -> CardEndpoint:
+        """Put a card in a slot (its endpoint starts connecting or listening at once).
+
+        ``connected``: in normal mode, a socket already connected to this slot's port."""
         with self._lock:
             if slot in self.endpoints and not self.endpoints[slot].stopped:
                 raise ValueError(f"slot {slot} already holds a card; remove it first")
@@ -468,7 +481,7 @@ class CardSlots:
             if self.listen:
                 endpoint = VpcdListener(card, self.host, self.port(slot), **options)
             else:
-                endpoint = VpcdClient(card, self.host, self.port(slot), **options)
+                endpoint = VpcdClient(card, self.host, self.port(slot), connected=connected, **options)
             self.endpoints[slot] = endpoint
         return endpoint.start()
 

@@ -89,7 +89,7 @@ def test_serve_reports_unreachable_vpcd_in_one_line(capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1
-    assert err.startswith(f"eidemu: error: vpcd is not listening on 127.0.0.1:{port}: ")
+    assert err.startswith(f"eidemu: error: vpcd is not listening on 127.0.0.1:{port} (Connection refused): ")
     assert "apt-get install pcscd vsmartcard-vpcd" in err and "Traceback" not in err
 
 

@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Round trips through the real PC/SC stack: pyscard -> pcscd -> vpcd -> card.
+
+Starts a private pcscd (emulator.transport.pcscd; needs root for ``unshare -m``) and, in the
+same run, measures per-APDU round trips for three cards in slot 0, one after the other:
+
+- ``echo``: a card that answers 9000 at once, served by eidemu's vpcd transport in its own
+  process: the floor of this stack;
+- ``eidemu``: ``eidemu serve --profile iso-demo``;
+- ``vicc``: Debian's vsmartcard-vpicc emulator as shipped (``vicc -t iso7816``), run with
+  the PYTHONPATH and PyPI pycryptodome it needs.
+
+Commands: SELECT MF (``00A4000C023F00``, all three answer 9000) and READ BINARY of 200
+bytes (``00B08100C8``, EF 3F00/5000/5001 by SFI 01 in iso-demo; vicc's iso7816 card has no
+such file and answers 6986 at the same cost). vicc stalls about 40 ms per APDU, so it runs
+fewer APDUs per run (``--vicc-count``); a median needs no more.
+
+Also measured: ``eidemu serve`` start to card present in PC/SC, stop (SIGTERM) to empty
+reader, and READ BINARY throughput with two cards served by one process and two client
+threads, against one card and one client.
+
+Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 3] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SELECT_MF = bytes.fromhex("00A4000C023F00")
+SELECT_APP = bytes.fromhex("00A4040C07A0000002471001")
+READ_200 = bytes.fromhex("00B08100C8")
+READER0 = "Virtual PCD 00 00"
+READER1 = "Virtual PCD 00 01"
+
+
+# -- the echo card, run as a child process of this script --------------------------------
+
+
+class EchoCard:
+    """Answers every command APDU with 9000 at once."""
+
+    atr = bytes.fromhex("3B80800101")
+
+    def transmit(self, raw: bytes) -> bytes:
+        return b"\x90\x00"
+
+    def power_on(self) -> bytes:
+        return self.atr
+
+    def power_off(self) -> None:
+        pass
+
+    def reset(self) -> bytes:
+        return self.atr
+
+
+def serve_echo(port: int) -> None:
+    from emulator.transport.vpcd import VpcdClient
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    client = VpcdClient(EchoCard(), "localhost", port).start()
+    done.wait()
+    client.stop()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def vicc_command(port: int) -> tuple[list[str], dict[str, str]] | None:
+    vicc = shutil.which("vicc")
+    if vicc is None:
+        return None
+    package_dirs = glob.glob("/usr/lib/python3*/site-packages/virtualsmartcard") + glob.glob(
+        "/usr/lib/python3/dist-packages/virtualsmartcard"
+    )
+    if not package_dirs:
+        return None
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_dirs[0], str(Path(package_dirs[0]).parent)]))
+    # As shipped, with the interpreter that has PyPI's pycryptodome (Debian's python3 lacks it).
+    return [sys.executable, vicc, "-t", "iso7816", "-P", str(port)], env
+
+
+class Presence:
+    """Polls pcscd for a reader's card state (SCardGetStatusChange with a zero timeout)."""
+
+    def __init__(self) -> None:
+        from conformance.pcsc import PcscContext
+
+        self.context = PcscContext()
+
+    def present(self, reader: str) -> bool:
+        from smartcard import scard
+
+        state = self.context.reader_states().get(reader)
+        return bool(state and state[0] & scard.SCARD_STATE_PRESENT)
+
+    def wait(self, reader: str, present: bool, timeout: float = 10.0, interval: float = 0.002) -> float:
+        started = time.perf_counter()
+        while self.present(reader) != present:
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"{reader}: card {'never appeared' if present else 'never left'} in {timeout} s")
+            time.sleep(interval)
+        return time.perf_counter() - started
+
+
+def start_card(kind: str, port: int, profiles: int = 1) -> subprocess.Popen[bytes]:
+    if kind == "echo":
+        argv, env = [sys.executable, __file__, "--echo-card", str(port)], dict(os.environ)
+    elif kind == "eidemu":
+        argv = [sys.executable, "-m", "emulator.cli", "serve", *["--profile", "iso-demo"] * profiles]
+        argv += ["--vpcd", f"localhost:{port}"]
+        env = dict(os.environ)
+    else:
+        found = vicc_command(port)
+        if found is None:
+            raise RuntimeError("vicc (apt-get install vsmartcard-vpicc) not found")
+        argv, env = found
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def stop_card(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def time_apdus(conn, command: bytes, count: int, expect_sw: bytes | None) -> list[float]:
+    """Round trip of each transmit, in milliseconds, after a short warm-up."""
+    for _ in range(min(50, count)):
+        response = conn.transmit(command)
+    if expect_sw is not None and response[-2:] != expect_sw:
+        raise RuntimeError(f"{command.hex().upper()} answered {response.hex().upper()}")
+    samples = []
+    clock = time.perf_counter_ns
+    transmit = conn.transmit
+    for _ in range(count):
+        start = clock()
+        transmit(command)
+        samples.append((clock() - start) / 1e6)
+    return samples
+
+
+def measure_card(kind: str, port: int, presence: Presence, count: int) -> dict[str, list[float]]:
+    from conformance.pcsc import PcscConnection
+
+    process = start_card(kind, port)
+    try:
+        presence.wait(READER0, True, timeout=15)
+        with PcscConnection(READER0) as conn:
+            select = time_apdus(conn, SELECT_MF, count, b"\x90\x00")
+            if kind == "eidemu":
+                conn.transmit(SELECT_APP)
+            read = time_apdus(conn, READ_200, count, b"\x90\x00" if kind != "vicc" else None)
+            if kind == "eidemu":
+                response = conn.transmit(READ_200)
+                assert len(response) == 202 and response[-2:] == b"\x90\x00", response.hex()
+    finally:
+        stop_card(process)
+        presence.wait(READER0, False)
+    return {"select": select, "read_binary_200": read}
+
+
+def measure_startup(port: int, presence: Presence, runs: int) -> dict[str, list[float]]:
+    """Start and stop ``eidemu serve`` at random points of pcscd's 0.4 s polling cycle.
+
+    Starting right after a removal was detected would lock every start to the same phase
+    of the cycle (measuring one point of it, not its spread), as would a user's script
+    that loops; a random delay gives the figure a user starting at any moment sees.
+    """
+    rng = random.Random(7)
+    start_to_present, stop_to_empty = [], []
+    for _ in range(runs):
+        time.sleep(rng.uniform(0, 0.4))
+        started = time.perf_counter()
+        process = start_card("eidemu", port)
+        presence.wait(READER0, True, interval=0.001)
+        start_to_present.append(time.perf_counter() - started)
+        time.sleep(rng.uniform(0.05, 0.45))
+        stopping = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        presence.wait(READER0, False, interval=0.001)
+        stop_to_empty.append(time.perf_counter() - stopping)
+        process.wait(5)
+    return {"start_to_present_s": start_to_present, "stop_to_empty_s": stop_to_empty}
+
+
+def measure_throughput(port: int, presence: Presence, seconds: float) -> dict[str, float]:
+    from conformance.pcsc import PcscConnection
+
+    process = start_card("eidemu", port, profiles=2)
+    results: dict[str, float] = {}
+    try:
+        presence.wait(READER0, True)
+        presence.wait(READER1, True)
+
+        def client(reader: str, counts: list[int], stop: threading.Event) -> None:
+            with PcscConnection(reader) as conn:
+                conn.transmit(SELECT_APP)
+                n = 0
+                while not stop.is_set():
+                    conn.transmit(READ_200)
+                    n += 1
+                counts.append(n)
+
+        for label, readers in (("one_card_one_client", [READER0]), ("two_cards_two_clients", [READER0, READER1])):
+            counts: list[int] = []
+            stop = threading.Event()
+            threads = [threading.Thread(target=client, args=(r, counts, stop)) for r in readers]
+            for t in threads:
+                t.start()
+            time.sleep(seconds)
+            stop.set()
+            for t in threads:
+                t.join()
+            results[f"{label}_apdus_per_s"] = sum(counts) / seconds
+    finally:
+        stop_card(process)
+        presence.wait(READER0, False)
+        presence.wait(READER1, False)
+    return results
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=2000, help="APDUs per command per run (default 2000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
+    parser.add_argument("--vicc-count", type=int, default=100, help="APDUs per command per run for vicc (default 100)")
+    parser.add_argument("--startup-runs", type=int, default=15, help="serve start/stop repetitions (default 15)")
+    parser.add_argument("--throughput-seconds", type=float, default=3.0)
+    parser.add_argument("--no-vicc", action="store_true", help="skip Debian's vicc")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--echo-card", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_card is not None:
+        serve_echo(args.echo_card)
+        return 0
+
+    from emulator.transport import pcscd
+
+    run_dir = Path(tempfile.mkdtemp(prefix="eidemu-bench-"))
+    os.environ["PCSCLITE_CSOCK_NAME"] = str(run_dir / "sock" / "pcscd.comm")  # before libpcsclite loads
+    try:
+        instance = pcscd.start(run_dir)
+    except pcscd.PcscdError as exc:
+        print(f"bench_pcsc: {exc}", file=sys.stderr)
+        return 2
+    kinds = ["echo", "eidemu"] + ([] if args.no_vicc or vicc_command(0) is None else ["vicc"])
+    samples: dict[str, dict[str, list[list[float]]]] = {k: {"select": [], "read_binary_200": []} for k in kinds}
+    try:
+        presence = Presence()
+        for run in range(args.runs):
+            for kind in kinds:
+                count = args.vicc_count if kind == "vicc" else args.count
+                print(f"run {run + 1}/{args.runs}: {kind} ({count} APDUs per command)", file=sys.stderr, flush=True)
+                for command, values in measure_card(kind, instance.port, presence, count).items():
+                    samples[kind][command].append(values)
+        print("serve start/stop timing", file=sys.stderr, flush=True)
+        startup = measure_startup(instance.port, presence, args.startup_runs)
+        print("throughput", file=sys.stderr, flush=True)
+        throughput = measure_throughput(instance.port, presence, args.throughput_seconds)
+    finally:
+        pcscd.stop(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    medians: dict[str, dict[str, dict[str, object]]] = {}
+    for kind, commands in samples.items():
+        medians[kind] = {}
+        for command, runs in commands.items():
+            every = [x for r in runs for x in r]
+            medians[kind][command] = {
+                "median_ms": statistics.median(every),
+                "run_medians_ms": [statistics.median(r) for r in runs],
+                "apdus": len(every),
+            }
+    ratios: dict[str, dict[str, float]] = {}
+    for command in ("select", "read_binary_200"):
+        eid = float(medians["eidemu"][command]["median_ms"])  # type: ignore[arg-type]
+        ratios[command] = {"eidemu_over_echo": eid / float(medians["echo"][command]["median_ms"])}  # type: ignore[arg-type]
+        if "vicc" in medians:
+            ratios[command]["vicc_over_eidemu"] = float(medians["vicc"][command]["median_ms"]) / eid  # type: ignore[arg-type]
+    startup_summary = {
+        "start_to_present_median_s": statistics.median(startup["start_to_present_s"]),
+        "stop_to_empty_median_s": statistics.median(startup["stop_to_empty_s"]),
+        **startup,
+    }
+
+    print()
+    print(f"{'command':<18}{'echo floor':>12}{'eidemu':>12}{'vicc':>12}{'eidemu/echo':>13}{'vicc/eidemu':>13}")
+    for command in ("select", "read_binary_200"):
+        row = [f"{float(medians[k][command]['median_ms']):.3f} ms" if k in medians else "-" for k in kinds]  # type: ignore[arg-type]
+        vicc_cell = row[2] if len(row) > 2 else "-"
+        vicc_ratio = f"{ratios[command]['vicc_over_eidemu']:.0f}x" if "vicc_over_eidemu" in ratios[command] else "-"
+        print(
+            f"{command:<18}{row[0]:>12}{row[1]:>12}{vicc_cell:>12}"
+            f"{ratios[command]['eidemu_over_echo']:>12.2f}x{vicc_ratio:>13}"
+        )
+    print()
+    print(
+        f"eidemu serve start -> card present: median {startup_summary['start_to_present_median_s']:.3f} s "
+        f"({args.startup_runs} runs; pcscd polls every 0.4 s)"
+    )
+    print(f"eidemu serve stop -> empty reader:  median {startup_summary['stop_to_empty_median_s']:.3f} s")
+    print(
+        f"READ BINARY 200 throughput: one card, one client {throughput['one_card_one_client_apdus_per_s']:.0f}/s; "
+        f"two cards in one process, two client threads {throughput['two_cards_two_clients_apdus_per_s']:.0f}/s"
+    )
+    if args.json:
+        result = {
+            "environment": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "pcscd": subprocess.run(["pcscd", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+            },
+            "parameters": vars(args),
+            "round_trip": medians,
+            "ratios": ratios,
+            "serve_timing": startup_summary,
+            "throughput": throughput,
+        }
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
