@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from ..iso7816.apdu import CommandAPDU
-from ..iso7816.card import Card, Channel
+from ..iso7816.card import Card, Channel, Handler
 from ..iso7816.commands import READ, IsoApplication
 from ..iso7816.fs import DF, File, RecordEF
 from ..iso7816.security import Pin
@@ -366,12 +366,12 @@ class MoicaGen1Application(IsoApplication):
             INS_PRIVATE_OPERATION: self.private_operation,
             INS_FETCH_RESULT: self.fetch_result,
         }
-        self.protected_handlers = {
+        self.protected_handlers: dict[int, Handler] = {
             INS.VERIFY: self.protected_verify,
             INS.CHANGE_REFERENCE_DATA: self.protected_change_reference_data,
             INS.RESET_RETRY_COUNTER: self.reset_retry_counter,
         }
-        self.interindustry_handlers = {
+        self.interindustry_handlers: dict[int, Handler] = {
             INS.MANAGE_SECURITY_ENVIRONMENT: self.manage_security_environment,
             INS.PERFORM_SECURITY_OPERATION: self.perform_security_operation,
         }
