@@ -227,6 +227,8 @@ class IsoApplication(Application):
             ef = target
         if not isinstance(ef, TransparentEF):
             raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE_STRUCTURE)
+        if cmd.ne < 3:
+            raise CardError(SW.WRONG_LENGTH, "Ne too small for a DO 53 with data")
         # Leave room for the 53 tag and its length inside Ne.
         room = max(cmd.ne - 4, 1)
         try:
@@ -374,11 +376,15 @@ class IsoApplication(Application):
         elif cmd.p1 == 0x01:
             if pin.ref not in channel.security.verified_pins:
                 raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+            if pin.blocked:
+                # Blocked by wrong tries on another channel since this one verified.
+                raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED)
             new_value = pin.format_value(cmd.data)
         else:
             raise CardError(SW.INCORRECT_P1_P2)
+        # The counter is left as it is: P1 00 restored it through the VERIFY of the old
+        # value; P1 01 proves nothing new, so wrong tries made since then still count.
         pin.value = new_value
-        pin.remaining = pin.max_tries
         self.card.persist()
         return b""
 
