@@ -56,7 +56,7 @@ PROFILE = load_profile("iso-demo")
 def _register_profiles() -> None:
     """Register ``ci``/``dev``/``thorough`` unless a conftest already defined them."""
     common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
-    for name, examples in (("ci", 150), ("dev", 30), ("thorough", 3000)):
+    for name, examples in (("ci", 100), ("dev", 20), ("thorough", 3000)):
         try:
             settings.get_profile(name)
         except InvalidArgument:
