@@ -2,13 +2,16 @@
 """Round trips through the real PC/SC stack: pyscard -> pcscd -> vpcd -> card.
 
 Starts a private pcscd (emulator.transport.pcscd; needs root for ``unshare -m``) and, in the
-same run, measures per-APDU round trips for three cards in slot 0, one after the other:
+same run, measures per-APDU round trips for three cards:
 
 - ``echo``: a card that answers 9000 at once, served by eidemu's vpcd transport in its own
   process: the floor of this stack;
 - ``eidemu``: ``eidemu serve --profile iso-demo``;
 - ``vicc``: Debian's vsmartcard-vpicc emulator as shipped (``vicc -t iso7816``), run with
   the PYTHONPATH and PyPI pycryptodome it needs.
+
+Echo and eidemu run at the same time (slots 0 and 1) in alternating blocks of 100 APDUs, so
+both see the same machine load; vicc runs alone afterwards.
 
 Commands: SELECT MF (``00A4000C023F00``, all three answer 9000) and READ BINARY of 200
 bytes (``00B08100C8``, EF 3F00/5000/5001 by SFI 01 in iso-demo; vicc's iso7816 card has no
@@ -122,6 +125,7 @@ class Presence:
 
 
 def start_card(kind: str, port: int, profiles: int = 1) -> subprocess.Popen[bytes]:
+    """A card process connecting to vpcd's ``port``."""
     if kind == "echo":
         argv, env = [sys.executable, __file__, "--echo-card", str(port)], dict(os.environ)
     elif kind == "eidemu":
@@ -146,40 +150,71 @@ def stop_card(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def time_apdus(conn, command: bytes, count: int, expect_sw: bytes | None) -> list[float]:
-    """Round trip of each transmit, in milliseconds, after a short warm-up."""
-    for _ in range(min(50, count)):
-        response = conn.transmit(command)
-    if expect_sw is not None and response[-2:] != expect_sw:
-        raise RuntimeError(f"{command.hex().upper()} answered {response.hex().upper()}")
-    samples = []
+def time_block(conn, command: bytes, count: int, out: list[float]) -> None:
+    """Append the round trip of ``count`` transmits, in milliseconds."""
     clock = time.perf_counter_ns
     transmit = conn.transmit
     for _ in range(count):
         start = clock()
         transmit(command)
-        samples.append((clock() - start) / 1e6)
+        out.append((clock() - start) / 1e6)
+
+
+def check(conn, command: bytes, expect_sw: bytes | None, length: int | None = None) -> None:
+    response = conn.transmit(command)
+    if (expect_sw is not None and response[-2:] != expect_sw) or (length is not None and len(response) != length):
+        raise RuntimeError(f"{command.hex().upper()} answered {response.hex().upper()}")
+
+
+def measure_side_by_side(
+    port: int, presence: Presence, count: int, block: int = 100
+) -> dict[str, dict[str, list[float]]]:
+    """The echo card (slot 0) and eidemu (slot 1) at once, alternating blocks of APDUs, so
+    that both see the same machine load at the same moments."""
+    from conformance.pcsc import PcscConnection
+
+    echo = start_card("echo", port)
+    eidemu = start_card("eidemu", port + 1)
+    samples: dict[str, dict[str, list[float]]] = {k: {"select": [], "read_binary_200": []} for k in ("echo", "eidemu")}
+    try:
+        presence.wait(READER0, True, timeout=15)
+        presence.wait(READER1, True, timeout=15)
+        with PcscConnection(READER0) as echo_conn, PcscConnection(READER1) as eidemu_conn:
+            conns = {"echo": echo_conn, "eidemu": eidemu_conn}
+            for command, label in ((SELECT_MF, "select"), (READ_200, "read_binary_200")):
+                if command is READ_200:
+                    check(eidemu_conn, SELECT_APP, b"\x90\x00")
+                    check(eidemu_conn, READ_200, b"\x90\x00", 202)
+                for conn in conns.values():
+                    check(conn, command, b"\x90\x00")
+                    time_block(conn, command, 50, [])  # warm-up
+                for _ in range(0, count, block):
+                    for kind, conn in conns.items():
+                        time_block(conn, command, block, samples[kind][label])
+    finally:
+        stop_card(echo)
+        stop_card(eidemu)
+        presence.wait(READER0, False)
+        presence.wait(READER1, False)
     return samples
 
 
-def measure_card(kind: str, port: int, presence: Presence, count: int) -> dict[str, list[float]]:
+def measure_vicc(port: int, presence: Presence, count: int) -> dict[str, list[float]]:
+    """Debian's vicc alone in slot 0 (it stalls ~40 ms per APDU; interleaving adds nothing)."""
     from conformance.pcsc import PcscConnection
 
-    process = start_card(kind, port)
+    process = start_card("vicc", port)
+    samples: dict[str, list[float]] = {"select": [], "read_binary_200": []}
     try:
         presence.wait(READER0, True, timeout=15)
         with PcscConnection(READER0) as conn:
-            select = time_apdus(conn, SELECT_MF, count, b"\x90\x00")
-            if kind == "eidemu":
-                conn.transmit(SELECT_APP)
-            read = time_apdus(conn, READ_200, count, b"\x90\x00" if kind != "vicc" else None)
-            if kind == "eidemu":
-                response = conn.transmit(READ_200)
-                assert len(response) == 202 and response[-2:] == b"\x90\x00", response.hex()
+            check(conn, SELECT_MF, b"\x90\x00")
+            time_block(conn, SELECT_MF, count, samples["select"])
+            time_block(conn, READ_200, count, samples["read_binary_200"])
     finally:
         stop_card(process)
         presence.wait(READER0, False)
-    return {"select": select, "read_binary_200": read}
+    return samples
 
 
 def measure_startup(port: int, presence: Presence, runs: int) -> dict[str, list[float]]:
@@ -274,11 +309,14 @@ def main() -> int:
     try:
         presence = Presence()
         for run in range(args.runs):
-            for kind in kinds:
-                count = args.vicc_count if kind == "vicc" else args.count
-                print(f"run {run + 1}/{args.runs}: {kind} ({count} APDUs per command)", file=sys.stderr, flush=True)
-                for command, values in measure_card(kind, instance.port, presence, count).items():
+            print(f"run {run + 1}/{args.runs}: echo and eidemu side by side", file=sys.stderr, flush=True)
+            for kind, commands in measure_side_by_side(instance.port, presence, args.count).items():
+                for command, values in commands.items():
                     samples[kind][command].append(values)
+            if "vicc" in kinds:
+                print(f"run {run + 1}/{args.runs}: vicc", file=sys.stderr, flush=True)
+                for command, values in measure_vicc(instance.port, presence, args.vicc_count).items():
+                    samples["vicc"][command].append(values)
         print("serve start/stop timing", file=sys.stderr, flush=True)
         startup = measure_startup(instance.port, presence, args.startup_runs)
         print("throughput", file=sys.stderr, flush=True)
