@@ -57,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_CARD_ERROR
         print(f"eidemu: stopped private pcscd (pid {stopped.pid})", file=sys.stderr)
         return EXIT_OK
-    instance = pcscd.status(args.run_dir)
-    if instance is None:
+    running = pcscd.status(args.run_dir)
+    if running is None:
         missing = pcscd.missing_requirements()
         print("private pcscd: not running" + (f" (missing: {'; '.join(missing)})" if missing else ""))
         return EXIT_CARD_ERROR
-    print(f"private pcscd: running, pid {instance.pid}, run directory {instance.run_dir}")
-    for slot in range(instance.slots):
-        print(f"  reader '{instance.reader_name(slot)}': cards connect to port {instance.slot_port(slot)}")
-    print(_exports(instance.environment))
+    print(f"private pcscd: running, pid {running.pid}, run directory {running.run_dir}")
+    for slot in range(running.slots):
+        print(f"  reader '{running.reader_name(slot)}': cards connect to port {running.slot_port(slot)}")
+    print(_exports(running.environment))
     return EXIT_OK
