@@ -60,7 +60,8 @@ def test_markers_and_keyword_selection(tmp_path: Path):
     assert run.returncode == 0, run.stdout + run.stderr
     destructive = _pytest(tmp_path, "--card", "emulator:iso-demo", "-m", "destructive", "-q", "--co")
     listed = [line for line in destructive.stdout.splitlines() if "::" in line]
-    assert sorted(line.rsplit("::", 1)[1] for line in listed) == ["ISO_PIN_02", "ISO_PIN_04", "ISO_UPDATE_01"]
+    names = sorted(line.rsplit("::", 1)[1] for line in listed)
+    assert names == ["ISO_PIN_02", "ISO_PIN_04", "ISO_UPDATE_01", "MOICA_PIN_02", "MOICA_PIN_03", "MOICA_PIN_04"]
 
 
 def test_failures_show_expected_received_and_the_apdus(tmp_path: Path):
