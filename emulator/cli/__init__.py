@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "emulator.cli.pcscd",
     "emulator.cli.pki",
     "emulator.cli.conformance",
+    "emulator.cli.record",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
