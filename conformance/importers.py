@@ -10,7 +10,9 @@
 Every importer returns a :class:`~conformance.script.TestCase`; recorded responses become
 expectations (status word, and the data exactly, except where the data is fresh each time:
 challenges, signatures, key pairs, for which only the length is kept and the step is
-masked). Redacted PIN data (``**`` in traces) becomes a ``${PIN_xx}`` variable.
+masked). Redacted PIN data (``**`` in traces) becomes a ``${PIN_xx}`` variable, or
+``${WRONG_PIN_xx}`` where the recorded card refused it with 63Cx (ISO/IEC 7816-4 §11.5.6:
+a session that tries a wrong PIN and then the right one used two different secrets).
 """
 
 from __future__ import annotations
@@ -74,20 +76,21 @@ def expectations_for(command: bytes, response: bytes | None) -> tuple[tuple[Expe
 
 def send_step(command_hex: str, response: bytes | None, location: Location) -> Send:
     """A step from a command written as hex, ``**`` marking redacted bytes."""
-    template = _template(command_hex, location)
+    refused = response is not None and len(response) >= 2 and response[-2] == 0x63 and response[-1] & 0xF0 == 0xC0
+    template = _template(command_hex, location, refused)
     known = bytes.fromhex(command_hex.replace("*", "0"))
     expectations, masks, comment = expectations_for(known, response)
     return Send(template, expectations, (), masks, comment, location)
 
 
-def _template(command_hex: str, location: Location) -> CommandTemplate:
+def _template(command_hex: str, location: Location, refused: bool = False) -> CommandTemplate:
     if "*" not in command_hex:
         return CommandTemplate(raw=command_hex.upper())
     # Reference data was redacted (emulator.trace.redacted_hex): restore the structure
     # and let the user supply the secret as a variable.
     header = command_hex[:8].upper()
     ins, p2 = int(header[2:4], 16), header[6:8]
-    name = f"{_SECRET_VARIABLE.get(ins, 'SECRET')}_{p2}"
+    name = f"{'WRONG_' if refused else ''}{_SECRET_VARIABLE.get(ins, 'SECRET')}_{p2}"
     try:
         short = int(command_hex[8:10], 16)
     except ValueError:

@@ -97,7 +97,7 @@ def test_trace_import_turns_redacted_pins_into_variables(tmp_path: Path):
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     test = import_file(path, "trace")
     text = format_script(Script("x", tests=(test,)))
-    assert "send 00 20 00 01 data ${PIN_01}\n  sw 63 C2\n  data empty" in text
+    assert "send 00 20 00 01 data ${WRONG_PIN_01}\n  sw 63 C2\n  data empty" in text  # refused: another secret
     assert "reset" in text
     assert "mask data[0:2]" in text
     assert _roundtrip(test).tests[0].steps == test.steps

@@ -85,15 +85,16 @@ def test_record_relays_a_session_and_the_trace_becomes_a_passing_script(demo_car
     script_path = tmp_path / "session.apdu"
     assert eidemu(["conformance", "import", "--from", "trace", str(trace), "-o", str(script_path)]) == 0
     script_text = script_path.read_text("utf-8")
-    assert "${PIN_01}" in script_text and "313233343536" not in script_text
+    assert "${PIN_01}" in script_text and "${WRONG_PIN_01}" in script_text and "313233343536" not in script_text
     script = parse_script(script_text, str(script_path))
     (test,) = script.tests
     card = CardUnderTest("emulator:iso-demo")
-    card.declaration = card.declaration.merged(variables={"PIN_01": bytes.fromhex("313233343536FFFF")})
+    pins = {"PIN_01": bytes.fromhex("313233343536FFFF"), "WRONG_PIN_01": bytes.fromhex("393939393939FFFF")}
+    card.declaration = card.declaration.merged(variables=pins)
     result = run_test(card, script, test)
     assert result.outcome == Outcome.PASSED, result.message
-    # ...and it can fail: with the wrong PIN the protected read is refused.
+    # ...and it can fail: given the wrong PIN as PIN_01, the card refuses it.
     card.declaration = card.declaration.merged(variables={"PIN_01": bytes.fromhex("393939393939FFFF")})
     result = run_test(card, script, test)
     assert result.outcome == Outcome.FAILED
-    assert "expected 90 00, received 63 C2" in result.message
+    assert "status word: expected 90 00, received 63 C1 (PIN_TRIES_LEFT(1))" in result.message
