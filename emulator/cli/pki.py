@@ -15,7 +15,7 @@ DEFAULT_PKI_DIR = Path("fixtures/pki")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from emulator.pki.generate import DEFAULT_BASE_URL, DEFAULT_SEED
+    from emulator.pki import DEFAULT_BASE_URL, DEFAULT_SEED
 
     p = sub.add_parser("pki", help="generate the test PKI or serve its CRLs and OCSP")
     psub = p.add_subparsers(dest="pki_command", metavar="ACTION", required=True)

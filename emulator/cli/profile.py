@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from emulator.iso7816.fs import DF, RecordEF, TransparentEF
-from emulator.profile import load_profile
-
 from . import EXIT_OK
 
 
@@ -22,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from emulator.profile import load_profile
+
     for name in args.files:
         profile = load_profile(name)
         print(f"{profile.path}: ok ({profile.name})")
@@ -29,6 +28,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from emulator.iso7816.fs import DF, RecordEF, TransparentEF
+    from emulator.profile import load_profile
+
     profile = load_profile(args.file)
     card = profile.build()
     print(f"profile  {profile.name}  ({profile.path})")

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from .sw import SW, CardError
 
+_new_tuple = tuple.__new__
+
 
 class ApduFormatError(CardError):
     """A byte string that is no valid command APDU; answered 6700."""
@@ -54,30 +56,31 @@ class CommandAPDU(NamedTuple):
         if n < 4:
             raise ApduFormatError(f"APDU of {n} bytes is shorter than a header")
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+        new = _new_tuple  # every field given: skips the generated __new__ and its defaults
         if n == 4:
-            return cls(cla, ins, p1, p2)
+            return new(cls, (cla, ins, p1, p2, b"", None, False))
         b4 = raw[4]
         if n == 5:
-            return cls(cla, ins, p1, p2, b"", b4 or 256)
+            return new(cls, (cla, ins, p1, p2, b"", b4 or 256, False))
         if b4:
             if n == 5 + b4:
-                return cls(cla, ins, p1, p2, bytes(raw[5:]))
+                return new(cls, (cla, ins, p1, p2, bytes(raw[5:]), None, False))
             if n == 6 + b4:
-                return cls(cla, ins, p1, p2, bytes(raw[5:-1]), raw[-1] or 256)
+                return new(cls, (cla, ins, p1, p2, bytes(raw[5:-1]), raw[-1] or 256, False))
             raise ApduFormatError(f"Lc={b4} does not match an APDU body of {n - 5} bytes")
         # b4 == 0 and more bytes follow: extended length (ISO 7816-4 §5.1).
         if n == 6:
             raise ApduFormatError("truncated extended length field")
         ext = (raw[5] << 8) | raw[6]
         if n == 7:
-            return cls(cla, ins, p1, p2, b"", ext or 65536, True)
+            return new(cls, (cla, ins, p1, p2, b"", ext or 65536, True))
         if ext == 0:
             raise ApduFormatError("extended Lc of zero")
         if n == 7 + ext:
-            return cls(cla, ins, p1, p2, bytes(raw[7:]), None, True)
+            return new(cls, (cla, ins, p1, p2, bytes(raw[7:]), None, True))
         if n == 9 + ext:
             le = (raw[-2] << 8) | raw[-1]
-            return cls(cla, ins, p1, p2, bytes(raw[7:-2]), le or 65536, True)
+            return new(cls, (cla, ins, p1, p2, bytes(raw[7:-2]), le or 65536, True))
         raise ApduFormatError(f"extended Lc={ext} does not match an APDU body of {n - 7} bytes")
 
     def encode(self) -> bytes:

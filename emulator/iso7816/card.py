@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("eidemu.card")
 
 OK = b"\x90\x00"
+_GET_RESPONSE = int(INS.GET_RESPONSE)
+_MANAGE_CHANNEL = int(INS.MANAGE_CHANNEL)
+_new_tuple = tuple.__new__
 
 
 class SecureMessagingSession(Protocol):
@@ -256,32 +259,34 @@ class Card:
         return response
 
     def _transmit(self, raw: bytes) -> bytes:
+        # The per-APDU hot path: plain ints and tuple indexing rather than enum members
+        # and NamedTuple._replace, which cost microseconds each on every command.
         if not self.powered:
             self.power_on()
         try:
             cmd = CommandAPDU.parse(raw)
         except CardError as exc:
             return exc.sw.to_bytes(2, "big")
-        cla = cmd.cla
-        if cla & 0x80 == 0:
-            if cla & 0x40 == 0:
+        cla = cmd[0]
+        if cla < 0x80:
+            if cla < 0x40:  # first interindustry class: b2-b1 channel, b4-b3 SM
                 number = cla & 0x03
-                sm_bits = (cla >> 2) & 0x03
-            else:
+                sm_bits = cla & 0x0C
+            else:  # further interindustry class: b4-b1 channel 4..19, b6 SM
                 number = 4 + (cla & 0x0F)
-                sm_bits = 0x03 if cla & 0x20 else 0
+                sm_bits = cla & 0x20
             chained = cla & 0x10
-            if not sm_bits:
-                cmd = cmd._replace(cla=0)
+            if cla and not sm_bits:
+                cmd = _new_tuple(CommandAPDU, (0, *cmd[1:]))
         elif cla == 0xFF:
             return b"\x6e\x00"  # ISO 7816-3 reserves FF for PPS
         else:
-            number, sm_bits, chained = 0, 0, 0
+            number = sm_bits = chained = 0
         channel = self.channels.get(number)
         if channel is None:
             return b"\x68\x81"
+        session = channel.sm
         try:
-            session = channel.sm
             if sm_bits:
                 if session is None:
                     raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED, "no secure messaging session")
@@ -298,34 +303,36 @@ class Card:
             data, sw, session = exc.data, exc.sw, channel.sm if sm_bits else None
         except Exception:
             log.exception("unexpected error handling %s; answering 6F00", _header(cmd))
-            data, sw, session = b"", SW.NO_PRECISE_DIAGNOSIS, None
+            data, sw, session = b"", 0x6F00, None
         if sm_bits and session is not None:
             try:
                 data, sw = session.wrap(data, sw)
             except Exception:
                 log.exception("secure messaging wrap failed; answering 6F00")
-                data, sw = b"", SW.NO_PRECISE_DIAGNOSIS
+                data, sw = b"", 0x6F00
+        if sw == 0x9000:
+            return data + b"\x90\x00"
         return data + sw.to_bytes(2, "big")
 
     def _dispatch(self, cmd: CommandAPDU, channel: Channel, chained: int) -> tuple[bytes, int]:
-        ins = cmd.ins
-        if cmd.cla == 0 or ins == INS.GET_RESPONSE:
-            if ins == INS.GET_RESPONSE and (channel.pending or cmd.cla == 0):
-                return self._get_response(cmd, channel)
-            if cmd.cla == 0 and ins == INS.MANAGE_CHANNEL:
-                channel.pending = b""
-                return self._manage_channel(cmd, channel), SW.NO_ERROR
-        channel.pending = b""
+        ins = cmd[1]
+        if ins == _GET_RESPONSE and (channel.pending or cmd[0] == 0):
+            return self._get_response(cmd, channel)
+        if channel.pending:
+            channel.pending = b""
+        if ins == _MANAGE_CHANNEL and cmd[0] == 0:
+            return self._manage_channel(cmd, channel), 0x9000
         if chained or channel.chain_header is not None:
             whole = self._chain(cmd, channel, chained)
             if whole is None:
-                return b"", SW.NO_ERROR
+                return b"", 0x9000
             cmd = whole
         data = channel.app.process(cmd, channel)
-        ne = cmd.ne
-        if data and (ne is None or len(data) > ne or self.always_get_response):
-            return self._chain_response(data, ne or 0, channel)
-        return data, SW.NO_ERROR
+        if data:
+            ne = cmd[5]
+            if ne is None or len(data) > ne or self.always_get_response:
+                return self._chain_response(data, ne or 0, channel)
+        return data, 0x9000
 
     # ISO 7816-4 §5.1.3: 61xx tells the remaining bytes (00 for 256 or more).
     def _chain_response(self, data: bytes, ne: int, channel: Channel) -> tuple[bytes, int]:

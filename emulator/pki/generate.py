@@ -35,11 +35,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from . import DEFAULT_BASE_URL, DEFAULT_SEED
 from .asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, encode_moica_sda
 from .identities import Identity, generate_identities
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8765/"
-DEFAULT_SEED = 20240811
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
