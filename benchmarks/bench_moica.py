@@ -18,7 +18,9 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +35,6 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
 
 from conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data  # noqa: E402
-from emulator.profile import load_profile  # noqa: E402
 
 SLUG = "g2-valid-1"
 SIGN_REF = 0x05
@@ -57,6 +58,20 @@ class EchoCard:
 
     def reset(self) -> bytes:
         return self.atr
+
+
+def serve_echo(port: int) -> int:
+    """The echo card as its own process, until SIGTERM."""
+    import threading
+
+    from emulator.transport.vpcd import VpcdClient
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    client = VpcdClient(EchoCard(), "localhost", port, backoff=(0.01, 0.2)).start()
+    done.wait()
+    client.stop()
+    return 0
 
 
 def signing_flow(transmit, pin: str, digest: bytes) -> list[bytes]:  # type: ignore[no-untyped-def]
@@ -96,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--state", action="store_true", help="give the card a state file (fsync on VERIFY)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--echo-card", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.echo_card:
+        return serve_echo(args.echo_card)
 
     from conformance.pcsc import PcscConnection
     from emulator.transport import pcscd
-    from emulator.transport.vpcd import CardSlots
 
     identity = json.loads((ROOT / "fixtures/pki/identities" / SLUG / "identity.json").read_text("utf-8"))
     pin = identity["initial_pin"]
@@ -109,35 +126,51 @@ def main(argv: list[str] | None = None) -> int:
     )
     assert isinstance(key, rsa.RSAPrivateKey)
     instance = pcscd.start(RUN_DIR)
+    # Both cards run as their own processes, as users run them: the card with `eidemu serve`,
+    # the echo card with this script's --echo-card mode. Neither shares an interpreter (and
+    # its GIL) with the measuring client.
+    serve = [sys.executable, "-m", "emulator.cli", "serve", "--profile", f"moica-{SLUG}"]
+    serve += ["--vpcd", f"localhost:{instance.port}", "--slot", "0"]
+    if args.state:
+        serve += ["--state", str(RUN_DIR / "moica-card-state.json")]
+    cards = [
+        subprocess.Popen(serve, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, __file__, "--echo-card", str(instance.port + 1)], cwd=ROOT, stdout=subprocess.DEVNULL
+        ),
+    ]
     try:
-        with CardSlots("localhost", instance.port, backoff=(0.01, 0.2)) as slots:
-            card = load_profile(f"moica-{SLUG}").build(RUN_DIR / "moica-card-state.json" if args.state else None)
-            slots.insert(0, card)
-            slots.insert(1, EchoCard())
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    moica, echo = PcscConnection(READER0), PcscConnection(READER1)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            flow_times, floor_times = [], []
-            apdus = signing_flow(moica.transmit, pin, hashlib.sha256(b"warm-up").digest())
-            for i in range(args.rounds):
-                digest = hashlib.sha256(f"document {i}".encode()).digest()
-                start = time.perf_counter()
-                apdus = signing_flow(moica.transmit, pin, digest)
-                flow_times.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                key.sign(f"document {i}".encode(), padding.PKCS1v15(), hashes.SHA256())
-                for apdu in apdus:
-                    echo.transmit(apdu)
-                floor_times.append(time.perf_counter() - start)
-            moica.close()
-            echo.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                moica, echo = PcscConnection(READER0), PcscConnection(READER1)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        flow_times, floor_times = [], []
+        apdus = signing_flow(moica.transmit, pin, hashlib.sha256(b"warm-up").digest())
+        for i in range(args.rounds):
+            digest = hashlib.sha256(f"document {i}".encode()).digest()
+            start = time.perf_counter()
+            apdus = signing_flow(moica.transmit, pin, digest)
+            flow_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            key.sign(f"document {i}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            for apdu in apdus:
+                echo.transmit(apdu)
+            floor_times.append(time.perf_counter() - start)
+        moica.close()
+        echo.close()
     finally:
+        for process in cards:
+            process.send_signal(signal.SIGTERM)
+        for process in cards:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
         pcscd.stop(RUN_DIR)
     flow, floor = statistics.median(flow_times), statistics.median(floor_times)
     report = {

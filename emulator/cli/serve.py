@@ -12,6 +12,7 @@ While serving, lines on standard input insert and remove cards: ``remove N``,
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -212,6 +213,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
                     break
             if slot in server.failures:
                 server.say(f"{server.describe(slot, 'waiting for vpcd')} ({server.failures[slot]})")
+        # The cards and the modules they need live as long as the process: keep them out of
+        # the cyclic garbage collector's scans, which otherwise land on the APDU path.
+        gc.freeze()
         threading.Thread(target=_read_commands, args=(server, stdin or sys.stdin), daemon=True).start()
         while not server.done.wait(0.2):
             pass
