@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,12 @@ class StateStore:
         self.profile_id = profile_id
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when the card has never been used."""
+        """The saved state, or None when the card has never been used.
+
+        Temporary files left by a process killed mid-write are removed here: the rename
+        never happened, so they hold nothing the state file lacks.
+        """
+        self._remove_stale_temporaries()
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -49,6 +55,15 @@ class StateStore:
                 f"not {self.profile_id!r}; use another state file or delete this one"
             )
         return doc
+
+    def _remove_stale_temporaries(self, min_age: float = 10.0) -> None:
+        now = time.time()
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                if now - leftover.stat().st_mtime >= min_age:
+                    leftover.unlink()
+            except OSError:
+                pass  # another process's write in flight, or already gone
 
     def save(self, state: dict[str, Any]) -> None:
         doc = {"eidemu_state": STATE_VERSION, "profile": self.profile_id, **state}

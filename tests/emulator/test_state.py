@@ -82,3 +82,15 @@ def test_save_leaves_no_temporary_files(tmp_path):
         store.save({"pins": {}, "files": {}, "n": i})
     assert os.listdir(tmp_path) == ["s.json"]
     assert store.load()["n"] == 4
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_on_load(tmp_path):
+    store = StateStore(tmp_path / "s.json", "p")
+    store.save({"pins": {}, "files": {}})
+    stale = tmp_path / ".s.json.abc123.tmp"
+    fresh = tmp_path / ".s.json.def456.tmp"
+    stale.write_text("{")
+    fresh.write_text("{")
+    os.utime(stale, (0, 0))
+    assert store.load() is not None
+    assert not stale.exists() and fresh.exists()  # a write in flight is left alone
