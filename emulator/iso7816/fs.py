@@ -71,6 +71,7 @@ class DF(File):
 
     aid: bytes = b""
     children: dict[int, File] = field(default_factory=dict)
+    by_short_id: dict[int, EF] = field(default_factory=dict, repr=False)
 
     def descriptor(self) -> int:
         return 0x38
@@ -88,6 +89,8 @@ class DF(File):
             raise ValueError(f"duplicate short EF identifier {child.sfi:02X} in {self.path}")
         child.parent = self
         self.children[child.fid] = child
+        if child.sfi is not None and isinstance(child, EF):
+            self.by_short_id[child.sfi] = child
         return child
 
     def walk(self) -> Iterator[File]:
@@ -99,10 +102,10 @@ class DF(File):
                 yield child
 
     def by_sfi(self, sfi: int) -> EF:
-        for child in self.children.values():
-            if child.sfi == sfi and isinstance(child, EF):
-                return child
-        raise CardError(SW.FILE_NOT_FOUND, f"no EF with SFI {sfi:02X}")
+        ef = self.by_short_id.get(sfi)
+        if ef is None:
+            raise CardError(SW.FILE_NOT_FOUND, f"no EF with SFI {sfi:02X}")
+        return ef
 
     def find_path(self, path: str) -> File:
         """Resolve ``3F00/5030/4100`` style paths (from the MF) for profiles and state."""
