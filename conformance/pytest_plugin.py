@@ -5,8 +5,9 @@ Registered as the ``pytest11`` entry point ``conformance.pytest_plugin`` (or loa
 have installed.
 
 - Script test cases (the shipped catalogue, ``--conformance-scripts PATH``, and ``*.apdu``
-  files on the command line) become items named by their test ID, next to the
-  Python-written tests; ``-k ISO_PIN`` selects by ID, ``-m "not destructive"`` leaves the
+  files on the command line) and the catalogue's registered Python tests
+  (:mod:`conformance.pythontests`, e.g. ``MOICA_FLOW_01``) become items named by their test
+  ID, next to the project's own Python tests; ``-k ISO_PIN`` selects by ID, ``-m "not destructive"`` leaves the
   destructive ones out.
 - NOT APPLICABLE and SKIPPED verdicts are pytest skips whose reason starts with the verdict;
   FAILED is a failure showing expected and received values and the exchanged APDUs.
@@ -132,6 +133,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             seen.add(path.resolve())
             collector = ScriptFile.from_parent(session, path=path)
             items.extend(collector.collect())
+    if not config.getoption("no_catalogue"):
+        from .pythontests import load_python_tests
+
+        for script in load_python_tests():
+            items.extend(PythonTestModule.from_parent(session, path=Path(script.path), script=script).collect())
 
 
 class ScriptFile(pytest.File):
@@ -144,6 +150,23 @@ class ScriptFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         for test in script.tests:
             item = ScriptItem.from_parent(self, name=test.id, script=script, test=test)
+            item.add_marker("conformance")
+            if test.destructive:
+                item.add_marker("destructive")
+            yield item
+
+
+class PythonTestModule(pytest.File):
+    """The registered Python tests of one catalogue module: run through the conformance runner,
+    so they get the same verdicts, reports and traces as script tests."""
+
+    def __init__(self, *, script: Script, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.script = script
+
+    def collect(self) -> Iterator[ScriptItem]:
+        for test in self.script.tests:
+            item = ScriptItem.from_parent(self, name=test.id, script=self.script, test=test)
             item.add_marker("conformance")
             if test.destructive:
                 item.add_marker("destructive")

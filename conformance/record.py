@@ -52,16 +52,13 @@ class RelayCard:
     def __init__(self, backend: CardConnection, tracer: JsonLinesTracer | None = None) -> None:
         self.backend = backend
         self.tracer = tracer
+        self.atr = backend.atr  # what vpcd reports; follows the real card's ATR after each reset
         self.exchanges = 0
         self.failures = 0
         self._powered = True  # the backend connection starts with the card powered
         self._lock = threading.Lock()  # one exchange at a time, as on a real card
 
     # -- the card interface of emulator.transport.vpcd ---------------------------------------
-
-    @property
-    def atr(self) -> bytes:
-        return self.backend.atr
 
     def transmit(self, raw: bytes) -> bytes:
         with self._lock:
@@ -85,7 +82,7 @@ class RelayCard:
         with self._lock:
             if not self._powered:
                 self._power_up("power-on", cold=True)
-            return self.backend.atr
+            return self.atr
 
     def power_off(self) -> None:
         # The real card stays connected (releasing it would let another application take
@@ -98,7 +95,7 @@ class RelayCard:
     def reset(self) -> bytes:
         with self._lock:
             self._power_up("reset", cold=not self._powered)
-            return self.backend.atr
+            return self.atr
 
     def _power_up(self, event: str, *, cold: bool) -> None:
         try:
@@ -114,6 +111,7 @@ class RelayCard:
                 self.tracer.event("error", message=str(exc))
             return
         self._powered = True
+        self.atr = atr
         if self.tracer is not None:
             # The importer reads "reset" as a warm reset and "power-on" as a power cycle.
             self.tracer.event("power-on" if cold else "reset", atr=atr.hex().upper())

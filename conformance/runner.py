@@ -26,12 +26,14 @@ import yaml
 from emulator.iso7816.apdu import ResponseAPDU, parse_hex
 
 from .connection import CardConnection, CardConnectionError, InProcessConnection, open_card
+from .pythontests import CheckFailed, FlowContext, PythonTest, RecordingConnection, load_python_tests, python_test_for
 from .script import (
     ExpansionError,
     Location,
     Mismatch,
     Reset,
     Script,
+    ScriptError,
     Send,
     SetVariable,
     TestCase,
@@ -243,8 +245,19 @@ def select_tests(scripts: Iterable[Script], patterns: Iterable[str] = ()) -> lis
 
 
 def load_catalogue(extra: Iterable[Path] = (), include_shipped: bool = True) -> list[Script]:
+    """The shipped catalogue (script files and the Python tests of
+    :data:`~conformance.pythontests.PYTHON_CATALOGUE`) and any extra script files."""
     paths = ([CATALOGUE_DIR] if include_shipped else []) + list(extra)
-    return load_scripts(paths)
+    scripts = load_scripts(paths)
+    if include_shipped:
+        scripts += load_python_tests()
+    seen: dict[str, Location] = {}
+    for script in scripts:
+        for test in script.tests:
+            if test.id in seen:
+                raise ScriptError(test.location, f"duplicate test ID {test.id} (first at {seen[test.id]})")
+            seen[test.id] = test.location
+    return scripts
 
 
 @contextmanager
@@ -282,9 +295,49 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
         variables: dict[str, bytes] = dict(card.declaration.variables)
         for setvar in script.variables:
             variables.setdefault(setvar.name, bytes.fromhex(setvar.value))
+        python_test = python_test_for(test)
+        if python_test is not None:
+            return _run_python_test(python_test, connection, variables, tracer, started, card.description)
         steps = _run_steps(connection, test, variables, tracer, options.continue_on_failure)
     duration = time.perf_counter() - started
     return _verdict(test, steps, duration, card.description)
+
+
+def _run_python_test(
+    python_test: PythonTest,
+    connection: CardConnection,
+    variables: dict[str, bytes],
+    tracer: Any,
+    started: float,
+    card: str,
+) -> TestResult:
+    """Run a registered Python test: each exchange becomes a step; CheckFailed and
+    AssertionError are FAILED, link problems and unset variables ERROR."""
+    test = python_test.test
+    steps: list[StepResult] = []
+
+    def on_exchange(command: bytes, response: bytes, wall: float, elapsed: float, where: Location) -> None:
+        steps.append(StepResult(len(steps) + 1, "send", where, command, response, elapsed))
+        if tracer is not None:
+            tracer(command, response, wall)
+
+    recording = RecordingConnection(connection, on_exchange, test.location.path)
+    context = FlowContext(recording, variables, card)
+    outcome, message, expected, received = Outcome.PASSED, "", "", ""
+    try:
+        python_test.function(context)
+    except CheckFailed as exc:
+        outcome, message, expected, received = Outcome.FAILED, exc.message, exc.expected, exc.received
+    except AssertionError as exc:
+        outcome, message = Outcome.FAILED, str(exc) or "assertion failed"
+    except ExpansionError as exc:
+        outcome, message = Outcome.ERROR, str(exc)
+    except (CardConnectionError, OSError) as exc:
+        outcome, message = Outcome.ERROR, f"card link failed: {exc}"
+    except Exception as exc:  # a defect of the test itself: report it, never abort the run
+        outcome, message = Outcome.ERROR, f"{test.location}: {type(exc).__name__}: {exc}"
+    duration = time.perf_counter() - started
+    return TestResult(test, outcome, message, expected, received, tuple(steps), duration, card)
 
 
 def _run_steps(

@@ -17,16 +17,54 @@ from emulator.profile import PROFILE_DIR, load_profile
 MOICA_PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("moica-*.yaml"))
 
 
-@pytest.mark.parametrize("profile", MOICA_PROFILES)
+VALID_PROFILES = ["moica-g2-valid-1", "moica-g2-valid-2", "moica-g3-valid-1"]
+
+
+@pytest.mark.parametrize("profile", VALID_PROFILES)
 def test_moica_tests_pass_and_iso_tests_do_not_apply(catalogue, profile):
     # The whole catalogue on one profile; the others run MOICA_* and one ISO test (cards are slow to build).
-    selection = [] if profile == MOICA_PROFILES[0] else ["MOICA_*", "ISO_SELECT_01"]
+    selection = [] if profile == VALID_PROFILES[0] else ["MOICA_*", "ISO_SELECT_01"]
     results = run_tests(CardUnderTest(f"emulator:{profile}"), select_tests(catalogue, selection))
     moica = [r for r in results if r.test.id.startswith("MOICA_")]
-    assert len(moica) >= 18
+    assert len(moica) >= 29
+    assert {r.test.id for r in moica} >= {f"MOICA_CERT_0{i}" for i in range(1, 9)} | {
+        f"MOICA_FLOW_0{i}" for i in range(1, 5)
+    }
     assert [(r.test.id, r.message) for r in moica if r.outcome != Outcome.PASSED] == []
     others = {r.outcome for r in results if not r.test.id.startswith("MOICA_")}
     assert others == {Outcome.NOT_APPLICABLE}
+
+
+# The test PKI's unusable cards: the card interface is fine, the certificates are not. Exactly
+# the validity and chain tests fail, each saying why.
+UNUSABLE = {
+    "moica-g2-expired": ({"MOICA_CERT_07", "MOICA_FLOW_03", "MOICA_FLOW_04"}, "ExpiredError"),
+    "moica-g2-not-yet-valid": ({"MOICA_CERT_07", "MOICA_FLOW_03", "MOICA_FLOW_04"}, "NotYetValidError"),
+    "moica-g2-revoked": (
+        {"MOICA_FLOW_03", "MOICA_FLOW_04"},
+        "OCSP response indicates the end-entity certificate was revoked",
+    ),
+    "moica-g3-revoked": ({"MOICA_FLOW_03", "MOICA_FLOW_04"}, "CRL indicates the end-entity certificate was revoked"),
+    "moica-lookalike": (
+        {"MOICA_FLOW_03", "MOICA_FLOW_04"},
+        "signature of intermediate certificate 1 could not be verified",
+    ),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(UNUSABLE))
+def test_unusable_cards_fail_exactly_validity_and_chain_tests(catalogue, profile):
+    assert profile in MOICA_PROFILES
+    failing, message = UNUSABLE[profile]
+    selection = ["MOICA_CERT_*", "MOICA_FLOW_*", "MOICA_PIN_01"]
+    results = run_tests(CardUnderTest(f"emulator:{profile}"), select_tests(catalogue, selection))
+    assert {r.test.id for r in results if r.outcome == Outcome.FAILED} == failing
+    assert {r.outcome for r in results if r.test.id not in failing} == {Outcome.PASSED}
+    assert message in " ".join(r.message for r in results if r.outcome == Outcome.FAILED)
+    if "MOICA_CERT_07" in failing:
+        (validity,) = [r for r in results if r.test.id == "MOICA_CERT_07"]
+        assert validity.message.startswith("signature certificate is not valid now")
+        assert validity.received in ("expired", "not yet valid")
 
 
 def test_moica_tests_do_not_apply_to_the_iso_demo_card(catalogue):

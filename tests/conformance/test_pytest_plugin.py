@@ -85,3 +85,24 @@ def test_xdist_gives_each_worker_its_own_card(tmp_path: Path):
     run = _pytest(tmp_path, "--card", "emulator:iso-demo", "--card", "emulator:iso-demo", "-n", "2", "-q")
     assert run.returncode == 0, run.stdout + run.stderr
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+def test_registered_python_tests_are_items_next_to_the_script_items(tmp_path: Path):
+    junit = tmp_path / "junit.xml"
+    run = _pytest(
+        tmp_path,
+        "--card",
+        "emulator:moica-g2-valid-1",
+        "-k",
+        "MOICA_CERT or MOICA_FLOW or test_needs_a_moica_card",
+        f"--junitxml={junit}",
+        "-q",
+    )
+    assert run.returncode == 1, run.stdout + run.stderr  # test_needs_a_moica_card raises on purpose
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    python_ids = {f"MOICA_CERT_0{i}" for i in range(2, 9)} | {f"MOICA_FLOW_0{i}" for i in range(1, 5)}
+    assert python_ids | {"MOICA_CERT_01"} <= set(cases)
+    for test_id in python_ids:  # passed: no failure, error or skip child
+        assert list(cases[test_id]) == [] or all(c.tag == "properties" for c in cases[test_id]), test_id
+    assert "moica_certificates" in cases["MOICA_CERT_06"].get("classname", "")
+    assert "1 failed" in run.stdout and "must not run on iso-demo" in run.stdout
