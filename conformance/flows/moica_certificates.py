@@ -172,7 +172,10 @@ def key_usage(context: FlowContext) -> None:
         bits = {bit for bit in KEY_USAGE_BITS if getattr(usage, bit)}
         wanted = MOICA_KEY_USAGE[user.id]
         context.check(
-            bits == wanted, f"{user.name} certificate keyUsage", ", ".join(sorted(wanted)), ", ".join(sorted(bits))
+            bits == wanted,
+            f"{user.name} certificate keyUsage asserts other bits than a {user.name} key needs",
+            ", ".join(sorted(wanted)),
+            ", ".join(sorted(bits)),
         )
         context.check(extension.critical, f"{user.name} certificate keyUsage criticality", "critical", "non-critical")
 

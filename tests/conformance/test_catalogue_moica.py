@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import load_der_x509_certificate
 
 from conformance.moica import TEST_TRANSPORT_KEY, MoicaCard, pin_block, protect_pin_data
-from conformance.runner import CARDS_FILE, CardUnderTest, Outcome, run_tests, select_tests
+from conformance.runner import CARDS_FILE, CardUnderTest, Outcome, declaration_for, run_tests, select_tests
 from emulator.profile import PROFILE_DIR, load_profile
 
 MOICA_PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("moica-*.yaml"))
@@ -108,3 +108,36 @@ def test_catalogue_files_are_package_data():
     from conformance.runner import CATALOGUE_DIR
 
     assert Path(CATALOGUE_DIR / "moica-gen1.apdu").exists()
+
+
+@pytest.mark.parametrize(
+    ("defect", "failing", "message", "expected", "received"),
+    [
+        (
+            "no-sda",
+            "MOICA_CERT_06",
+            "signature certificate has no Subject Directory Attributes extension (2.5.29.9)",
+            "2.5.29.9 with 2.16.886.1.100.2.51",
+            "absent",
+        ),
+        (
+            "extra-key-usage",
+            "MOICA_CERT_05",
+            "signature certificate keyUsage asserts other bits than a signature key needs",
+            "content_commitment, digital_signature",
+            "content_commitment, digital_signature, key_encipherment",
+        ),
+    ],
+)
+def test_a_wrong_certificate_field_fails_exactly_its_profile_test(
+    catalogue, tmp_path, defect, failing, message, expected, received
+):
+    from .broken.moica_doubles import build_moica_double
+
+    profile = build_moica_double(defect, tmp_path)
+    card = CardUnderTest(f"emulator:{profile}", declaration_for("emulator:moica-g2-valid-1", None))
+    results = run_tests(card, select_tests(catalogue, ["MOICA_*"]))
+    assert len(results) >= 29
+    assert [(r.test.id, r.message, r.expected, r.received) for r in results if r.outcome != Outcome.PASSED] == [
+        (failing, message, expected, received)
+    ]
