@@ -83,7 +83,8 @@ register_scheme("emulator", _open_emulator)
 
 
 def open_card(uri: str) -> CardConnection:
-    """Open ``emulator:<profile>[?state=FILE]``, ``pcsc:<reader>`` or ``vpcd:<host:port>``."""
+    """Open ``emulator:<profile>[?state=FILE]``, ``pcsc:<reader>``, ``vpcd:<host:port>`` or
+    ``served:<profile>`` (an emulated card served into vpcd, used over PC/SC)."""
     scheme, sep, target = uri.partition(":")
     if not sep:
         raise CardConnectionError(f"card URI {uri!r} needs a scheme: emulator:, pcsc: or vpcd:")
@@ -99,7 +100,7 @@ def _load_optional_schemes() -> None:
     """Transports that need optional packages register themselves on import."""
     import importlib
 
-    for module in ("conformance.pcsc", "conformance.vpcd"):
+    for module in ("conformance.pcsc", "conformance.vpcd", "conformance.served"):
         try:
             importlib.import_module(module)
         except ImportError:

@@ -165,8 +165,9 @@ def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None)
             raise ValueError(f"no card {card_config!r} in {CARDS_FILE} (known: {', '.join(sorted(known))})")
         return known[card_config][0]
     known = load_card_declarations()
-    if uri.startswith("emulator:"):
-        profile = Path(uri[len("emulator:") :].partition("?")[0]).stem
+    scheme, _, target = uri.partition(":")
+    if scheme in ("emulator", "served"):
+        profile = Path(target.partition("?")[0]).stem
         for decl, _atr, prof in known.values():
             if prof == profile:
                 return decl
@@ -180,16 +181,18 @@ def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None)
 class CardUnderTest:
     """How to reach one card between tests.
 
-    ``emulator:`` cards are built fresh from their profile for every test (so destructive
-    tests are always allowed); any other card is opened once and reset before each test.
+    ``emulator:`` cards are built fresh from their profile for every test; so are cards
+    whose connection offers ``rebuild()`` (``served:``, an emulated card the harness serves
+    into pcscd through vpcd). For these :attr:`emulated` is true and destructive tests are
+    always allowed. Any other card is opened once and reset before each test.
     """
 
     def __init__(self, uri: str, declaration: CardDeclaration | None = None, card_config: str | None = None) -> None:
         self.uri = uri
-        self.emulated = uri.startswith("emulator:")
         self._profile: Any = None
         self._connection: CardConnection | None = None
-        if self.emulated:
+        atr: bytes | None = None
+        if uri.startswith("emulator:"):
             from emulator.profile import load_profile
 
             target = uri[len("emulator:") :]
@@ -199,19 +202,22 @@ class CardUnderTest:
                 )
             self._profile = load_profile(target)
             self.description = f"emulator:{self._profile.name}"
-            atr = None
         else:
             self._connection = open_card(uri)
             self.description = self._connection.description
             atr = self._connection.atr
+        self.emulated = self._profile is not None or callable(getattr(self._connection, "rebuild", None))
         self.declaration = declaration or declaration_for(uri, atr, card_config)
 
     def fresh(self) -> CardConnection:
-        """A connection to the card in its initial state (emulator) or just reset (others)."""
-        if self.emulated:
+        """A connection to the card in its initial state (emulated) or just reset (others)."""
+        if self._profile is not None:
             return InProcessConnection(self._profile.build(), self.description)
         assert self._connection is not None
-        self._connection.reset()
+        if self.emulated:
+            self._connection.rebuild()  # type: ignore[attr-defined]
+        else:
+            self._connection.reset()
         return self._connection
 
     def close(self) -> None:
