@@ -134,16 +134,26 @@ def decrypt(context: FlowContext) -> None:
     context.check(recovered == secret, "decrypted key differs", secret.hex().upper(), recovered.hex().upper())
 
 
-def _validate(context: FlowContext, mode: str) -> None:
+class ChainValidationError(ValueError):
+    """The certificate does not validate: no path to a trusted root, or a path that fails
+    (expired, revoked, bad signature); the message names the validator's reason."""
+
+
+def validate_signer(signer_der: bytes, authorities: list[bytes], mode: str = "CRL") -> list[str]:
+    """Validate a signature certificate as a relying party does (RFC 5280 §6.1) with CRL
+    (RFC 5280 §5) or OCSP (RFC 6960) revocation checking required, for digitalSignature +
+    nonRepudiation; trust only :data:`TRUSTED_ROOTS`; ``authorities`` are candidate CA
+    certificates (DER, e.g. read from the card). Starts the local services if need be
+    (:func:`ensure_pki_services`). Returns the path, root first, as subject DNs; raises
+    :class:`ChainValidationError`."""
     from asn1crypto import x509 as asn1_x509
     from pyhanko_certvalidator import CertificateValidator, ValidationContext
     from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
     from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
     from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
 
-    client = MoicaCard(context.connection)
-    users, authorities = read_certificates(client)
-    signer = next(u for u in users if u.id == b"SIGN")
+    if mode not in ("CRL", "OCSP"):
+        raise ValueError(f"revocation mode is CRL or OCSP, not {mode!r}")
     ensure_pki_services()
     roots = [
         asn1_x509.Certificate.load(
@@ -154,19 +164,30 @@ def _validate(context: FlowContext, mode: str) -> None:
     rule = RevocationCheckingRule.CRL_REQUIRED if mode == "CRL" else RevocationCheckingRule.OCSP_REQUIRED
     validation = ValidationContext(
         trust_roots=roots,  # trust comes from the relying party, never from the card
-        other_certs=[asn1_x509.Certificate.load(a.der) for a in authorities],
+        other_certs=[asn1_x509.Certificate.load(der) for der in authorities],
         allow_fetching=True,
         fetcher_backend=RequestsFetcherBackend(),
         revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy(rule, rule)),
     )
-    validator = CertificateValidator(asn1_x509.Certificate.load(signer.der), validation_context=validation)
+    validator = CertificateValidator(asn1_x509.Certificate.load(signer_der), validation_context=validation)
     try:
         path = asyncio.run(validator.async_validate_usage({"digital_signature", "non_repudiation"}))
     except (PathBuildingError, PathValidationError) as exc:
+        raise ChainValidationError(f"{type(exc).__name__}: {exc}") from None
+    return [cert.subject.human_friendly for cert in path]
+
+
+def _validate(context: FlowContext, mode: str) -> None:
+    client = MoicaCard(context.connection)
+    users, authorities = read_certificates(client)
+    signer = next(u for u in users if u.id == b"SIGN")
+    try:
+        path = validate_signer(signer.der, [a.der for a in authorities], mode)
+    except ChainValidationError as exc:
         raise CheckFailed(
-            f"the signature certificate does not validate with {mode} checking: {type(exc).__name__}: {exc}",
+            f"the signature certificate does not validate with {mode} checking: {exc}",
             f"a valid path to {' or '.join(TRUSTED_ROOTS)}, not revoked ({mode})",
-            type(exc).__name__,
+            str(exc).partition(":")[0],
         ) from None
     context.check(len(path) == 3, "certification path length", "3 (root, MOICA, user)", len(path))
 
