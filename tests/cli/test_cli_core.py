@@ -88,7 +88,17 @@ def test_bad_profile_is_one_line_from_a_real_process(tmp_path):
     assert proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string: 'XYZ'"
 
 
-def test_demo_runs(capsys):
-    code, out, _ = run(capsys, "demo")
+def test_demo_in_process_signs_and_validates(capsys):
+    code, out, _ = run(capsys, "demo", "--in-process")
     assert code == 0
-    assert "VERIFY" in out and "** ** ** ** ** ** ** **" in out and "NO_ERROR" in out
+    assert "[1] the card runs in this process (no virtual reader)" in out
+    assert "card number TP46375051237517, version CHT V32N" in out
+    assert "> 8C 20 00 01 20 " + "** " * 19 + "... (37 bytes)    VERIFY" in out
+    assert "signature valid (RSASSA-PKCS1-v1_5, SHA-256)" in out
+    assert "valid, not revoked (OCSP): TEST Government Root Certification Authority -> TEST MOICA G2 ->" in out
+    assert out.rstrip().endswith("APDUs exchanged with emulator:moica-g2-valid-1")
+
+
+def test_demo_refuses_a_profile_that_is_no_citizen_card(capsys):
+    code, _, err = run(capsys, "demo", "--in-process", "--profile", "iso-demo")
+    assert code == 2 and "the demo needs a citizen certificate card profile" in err
