@@ -42,33 +42,16 @@ CERT_OFFSET = 0x1500
 READER0, READER1 = "Virtual PCD 00 00", "Virtual PCD 00 01"
 
 
-class EchoCard:
-    """Answers each command with itself plus 9000: the transport's cost alone."""
-
-    atr = bytes.fromhex("3B80800101")
-
-    def transmit(self, raw: bytes) -> bytes:
-        return raw + b"\x90\x00"
-
-    def power_on(self) -> bytes:
-        return self.atr
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> bytes:
-        return self.atr
-
-
 def serve_echo(port: int) -> int:
     """The echo card as its own process, until SIGTERM."""
     import threading
 
+    from emulator.transport.echo import EchoCard
     from emulator.transport.vpcd import VpcdClient
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    client = VpcdClient(EchoCard(), "localhost", port, backoff=(0.01, 0.2)).start()
+    client = VpcdClient(EchoCard(echo_command=True), "localhost", port, backoff=(0.01, 0.2)).start()
     done.wait()
     client.stop()
     return 0

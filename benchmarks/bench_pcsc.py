@@ -56,25 +56,8 @@ READER1 = "Virtual PCD 00 01"
 # -- the echo card, run as a child process of this script --------------------------------
 
 
-class EchoCard:
-    """Answers every command APDU with 9000 at once."""
-
-    atr = bytes.fromhex("3B80800101")
-
-    def transmit(self, raw: bytes) -> bytes:
-        return b"\x90\x00"
-
-    def power_on(self) -> bytes:
-        return self.atr
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> bytes:
-        return self.atr
-
-
 def serve_echo(port: int) -> None:
+    from emulator.transport.echo import EchoCard
     from emulator.transport.vpcd import VpcdClient
 
     done = threading.Event()

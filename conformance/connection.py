@@ -71,11 +71,21 @@ def register_scheme(scheme: str, opener: Callable[[str], CardConnection]) -> Non
     _SCHEMES[scheme] = opener
 
 
+def split_target(scheme: str, target: str, known: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``NAME?key=value&flag`` -> (NAME, options); an unknown option is a CardConnectionError."""
+    name, _, query = target.partition("?")
+    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise CardConnectionError(f"unknown {scheme}: option {unknown[0]!r} (known: {', '.join(known)})")
+    return name, options
+
+
 def _open_emulator(target: str) -> CardConnection:
     from emulator.profile import load_profile
 
-    profile_name, _, state = target.partition("?state=")
-    card = load_profile(profile_name).build(state or None)
+    profile_name, options = split_target("emulator", target, ("state",))
+    card = load_profile(profile_name).build(options.get("state") or None)
     return InProcessConnection(card, f"emulator:{profile_name}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from smartcard import scard
 
-from .connection import CardConnectionError, register_scheme
+from .connection import CardConnectionError, register_scheme, split_target
 
 SHARE_MODES = {"shared": scard.SCARD_SHARE_SHARED, "exclusive": scard.SCARD_SHARE_EXCLUSIVE}
 PROTOCOLS = {
@@ -177,11 +177,7 @@ def list_readers() -> list[str]:
 
 def open_pcsc(target: str) -> PcscConnection:
     """Opener for ``pcsc:READER[?share=...&protocol=...]``."""
-    reader, _, query = target.partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-    unknown = set(options) - {"share", "protocol"}
-    if unknown:
-        raise CardConnectionError(f"unknown pcsc: option {sorted(unknown)[0]!r} (known: share, protocol)")
+    reader, options = split_target("pcsc", target, ("share", "protocol"))
     return PcscConnection(reader, share=options.get("share", "shared"), protocol=options.get("protocol", "any"))
 
 

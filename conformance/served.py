@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from .connection import CardConnectionError, register_scheme
+from .connection import CardConnectionError, register_scheme, split_target
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -162,11 +162,7 @@ def open_served(target: str) -> ServedConnection:
 
     from .vpcd import parse_address
 
-    profile, _, query = target.partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-    unknown = set(options) - {"vpcd", "slot", "reader", "timeout"}
-    if unknown:
-        raise CardConnectionError(f"unknown served: option {sorted(unknown)[0]!r} (known: vpcd, slot, reader, timeout)")
+    profile, options = split_target("served", target, ("vpcd", "slot", "reader", "timeout"))
     if not profile:
         raise CardConnectionError("served: needs a profile: served:iso-demo?vpcd=localhost:35963")
     host, port = parse_address(options.get("vpcd") or os.environ.get("EIDEMU_VPCD") or f"localhost:{VPCD_PORT}")

@@ -27,7 +27,7 @@ from emulator.transport.vpcd import (
     tune_socket,
 )
 
-from .connection import CardConnectionError, register_scheme
+from .connection import CardConnectionError, register_scheme, split_target
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -160,11 +160,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 def open_vpcd(target: str) -> VpcdConnection:
     """Opener for ``vpcd:HOST:PORT`` and ``vpcd:HOST:PORT?listen[&timeout=S]``."""
-    address, _, query = target.partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-    unknown = set(options) - {"listen", "timeout"}
-    if unknown:
-        raise CardConnectionError(f"unknown vpcd: option {sorted(unknown)[0]!r} (known: listen, timeout)")
+    address, options = split_target("vpcd", target, ("listen", "timeout"))
     try:
         timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
     except ValueError:

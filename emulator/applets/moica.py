@@ -466,6 +466,18 @@ class MoicaGen1Application(IsoApplication):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no PIN with reference {p2:02X}")
         return self.pin(p2)
 
+    def _verify_preamble(self, cmd: CommandAPDU, channel: Channel) -> tuple[Pin, bytes | None]:
+        """Shared by both VERIFY forms: P1, the PIN reference, the status query without
+        data (ISO 7816-4 §11.5.6), and a blocked PIN (6983) before anything is counted."""
+        if cmd.p1 != 0x00:
+            raise CardError(SW.INCORRECT_P1_P2)
+        pin = self._user_pin(cmd.p2)
+        if not cmd.data:
+            return pin, self.verify_pin(pin, b"", channel)
+        if pin.blocked:
+            raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED, "PIN blocked")
+        return pin, None
+
     def protected_verify(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``8C 20 00 01 20 <IV> <24 bytes>``: VERIFY with the transport-protected PIN block.
 
@@ -473,13 +485,9 @@ class MoicaGen1Application(IsoApplication):
         §11.5.6. A cryptogram that does not verify answers 6988 and costs no try (it says
         nothing about the PIN); a wrong PIN costs one: 63C2, 63C1, then 6983.
         """
-        if cmd.p1 != 0x00:
-            raise CardError(SW.INCORRECT_P1_P2)
-        pin = self._user_pin(cmd.p2)
-        if not cmd.data:
-            return self.verify_pin(pin, b"", channel)
-        if pin.blocked:
-            raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED, "PIN blocked")
+        pin, status = self._verify_preamble(cmd, channel)
+        if status is not None:
+            return status
         block = self._split_protected(cmd, pin.pad_to or 10)
         return self.verify_pin(pin, block, channel)
 
@@ -491,13 +499,9 @@ class MoicaGen1Application(IsoApplication):
         PIN, so a host that leaks the PIN on the wire learns it at once. Without data it
         reports the PIN status like the protected form.
         """
-        if cmd.p1 != 0x00:
-            raise CardError(SW.INCORRECT_P1_P2)
-        pin = self._user_pin(cmd.p2)
-        if not cmd.data:
-            return self.verify_pin(pin, b"", channel)
-        if pin.blocked:
-            raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED, "PIN blocked")
+        pin, status = self._verify_preamble(cmd, channel)
+        if status is not None:
+            return status
         channel.security.verified_pins.discard(pin.ref)
         pin.remaining -= 1
         self.card.persist()

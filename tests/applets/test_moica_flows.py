@@ -31,6 +31,7 @@ from emulator.iso7816.card import Card
 from emulator.iso7816.fs import DF, RecordEF, TransparentEF
 from emulator.profile import PROFILE_DIR, ProfileError, load_profile
 from emulator.trace import JsonLinesTracer
+from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import FIXTURES, VALID, identity_dir, private_key
 
@@ -189,57 +190,13 @@ def test_cms_detached_signature_verifies_with_openssl(client: MoicaCard, tmp_pat
     signer = client.certificate(b"SIGN")
     chain = [client.certificate(b"CA")]
     signature = client.cms_sign_detached(document, signer, chain, client.key_reference(b"SIGN"))
-    (tmp_path / "doc").write_bytes(document)
-    (tmp_path / "doc.p7s").write_bytes(signature)
-    cafile = tmp_path / "ca.pem"
     pki = FIXTURES / "pki" / "ca"
-    cafile.write_bytes((pki / "root-g2.cert.pem").read_bytes() + (pki / "moica-g2.cert.pem").read_bytes())
-    result = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(tmp_path / "doc.p7s"),
-            "-content",
-            str(tmp_path / "doc"),
-            "-CAfile",
-            str(cafile),
-            "-out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Verification successful" in result.stderr
-    assert (tmp_path / "out").read_bytes() == document
+    cas = [pki / "root-g2.cert.pem", pki / "moica-g2.cert.pem"]
+    ok, stderr = openssl_cms_verify(signature, document, cas, tmp_path)
+    assert ok, stderr
     # A changed document must fail: the check above can fail.
-    (tmp_path / "doc").write_bytes(document + b"x")
-    tampered = subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(tmp_path / "doc.p7s"),
-            "-content",
-            str(tmp_path / "doc"),
-            "-CAfile",
-            str(cafile),
-            "-out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert tampered.returncode != 0
+    ok, _ = openssl_cms_verify(signature, document + b"x", cas, tmp_path)
+    assert not ok
 
 
 # -- private keys never leave the card --------------------------------------------------------

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
 from conformance.pcsc import PcscConnection
 from emulator.profile import load_profile
+from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import READER0, wait_for_card
 
@@ -67,6 +68,21 @@ def test_relying_party_flow_over_pcsc(moica_card):
         sign_cert.public_key().verify(signature, b"over pcsc", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg, arg-type]
         ciphertext = enc_cert.public_key().encrypt(b"key", padding.PKCS1v15())  # type: ignore[union-attr, call-arg]
         assert client.decrypt(client.key_reference(b"KEYX"), ciphertext) == b"key"
+
+
+def test_cms_signature_made_over_pcsc_verifies_with_openssl(moica_card, tmp_path):
+    document = "報稅文件 — signed through pcscd + vpcd\n".encode()
+    with PcscConnection(READER0) as conn:
+        client = MoicaCard(conn)
+        client.verify_pin(IDENTITY["initial_pin"])
+        signer = client.certificate(b"SIGN")
+        signature = client.cms_sign_detached(
+            document, signer, [client.certificate(b"CA")], client.key_reference(b"SIGN")
+        )
+    cas = [ROOT / "fixtures/pki/ca/root-g2.cert.pem", ROOT / "fixtures/pki/ca/moica-g2.cert.pem"]
+    ok, stderr = openssl_cms_verify(signature, document, cas, tmp_path)
+    assert ok, stderr
+    assert not openssl_cms_verify(signature, document.replace(b"pcscd", b"PCSCD"), cas, tmp_path)[0]
 
 
 def test_wrong_pins_block_and_survive_reset_and_restart(moica_card, slots, tmp_path):

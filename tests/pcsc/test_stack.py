@@ -18,6 +18,7 @@ from conformance.connection import CardConnectionError, open_card
 from conformance.pcsc import PcscConnection
 from conformance.vpcd import VpcdConnection
 from emulator.profile import load_profile
+from emulator.transport.echo import EchoCard
 from emulator.transport.vpcd import VpcdListener
 
 from .conftest import POLL, READER0, READER1, reader_state, wait_for_card
@@ -30,24 +31,6 @@ PIN_OK = bytes.fromhex("0020000108313233343536FFFF")
 PIN_BAD = bytes.fromhex("0020000108393939393939FFFF")
 PIN_STATUS = bytes.fromhex("00200001")
 SELECT_APP = bytes.fromhex("00A4040C07A0000002471001")
-
-
-class EchoCard:
-    """Answers each command with itself plus 9000; its ATR offers T=0 and T=1."""
-
-    atr = bytes.fromhex("3B80800101")
-
-    def transmit(self, raw: bytes) -> bytes:
-        return raw + b"\x90\x00"
-
-    def power_on(self) -> bytes:
-        return self.atr
-
-    def power_off(self) -> None:
-        pass
-
-    def reset(self) -> bytes:
-        return self.atr
 
 
 def test_card_appears_in_pyscard_readers_with_profile_atr(demo_card):
@@ -84,7 +67,7 @@ def test_extended_apdus_of_all_four_cases(demo_card):
 
 
 def test_largest_extended_frames_round_trip(slots):
-    slots.insert(0, EchoCard())
+    slots.insert(0, EchoCard(echo_command=True))
     wait_for_card(READER0)
     with PcscConnection(READER0, protocol="T1") as conn:
         command = bytes.fromhex("80EE0000") + b"\x00\xff\xf6" + bytes(range(256)) * 255 + bytes(246)
