@@ -21,6 +21,7 @@ Class byte rule (reference: "every command uses CLA 80; CLA 00 is answered 6E00"
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -32,6 +33,7 @@ from typing import Any
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from ..iso7816.apdu import CommandAPDU
@@ -176,12 +178,22 @@ class CardKey:
 
     @classmethod
     def from_pem(cls, ref: int, key_id: str, usage: str, path: Path) -> CardKey:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        stat = path.stat()
+        key = _load_private_key(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError(f"{path.name}: not an RSA private key")
         if key.key_size != 8 * RSA_BLOCK:
             raise ValueError(f"{path.name}: the generation-1 card holds RSA-2048 keys, not {key.key_size}-bit")
         return cls(ref, key_id, usage, key)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_private_key(path: str, mtime_ns: int, size: int) -> PrivateKeyTypes:
+    """Parse (and validate) a PEM key once per file version: cryptography's RSA key check
+    costs about 50 ms, and test harnesses rebuild cards from their profile before every
+    test. Key objects are immutable, so cards may share them."""
+    del mtime_ns, size  # part of the cache key only: an edited file is read again
+    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
 
 
 # DigestInfo prefixes (RFC 8017 §9.2, note 1): recognising them lets a PKCS#1 v1.5
