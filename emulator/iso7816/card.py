@@ -59,7 +59,7 @@ class SymmetricKey:
         return f"SymmetricKey(ref={self.ref:#04x}, algorithm={self.algorithm!r})"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Channel:
     """A logical channel's volatile context (ISO 7816-4 §5.4.1)."""
 
