@@ -30,15 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from ..iso7816.apdu import CommandAPDU
 from ..iso7816.card import Card, Channel, Handler
 from ..iso7816.commands import READ, IsoApplication
+from ..iso7816.crypto import BlockCipher
 from ..iso7816.fs import DF, File, RecordEF
 from ..iso7816.security import Pin
 from ..iso7816.sw import INS, SW, CardError, verify_failed
@@ -73,13 +72,6 @@ CRT_AT, CRT_CT, CRT_DST = 0xA4, 0xB8, 0xB6
 
 
 # -- the protected-PIN cryptogram ----------------------------------------------------------
-
-
-def _tdes_cbc(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
-    # K1 K2 K1: the 24-byte form of a 2-key 3DES key, identical output, no deprecation path.
-    cipher = Cipher(TripleDES(key + key[:8]), modes.CBC(iv))
-    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
-    return ctx.update(data) + ctx.finalize()
 
 
 def pkcs7_pad(data: bytes, block: int = 8) -> bytes:
@@ -121,19 +113,24 @@ class TransportCipher:
     def __post_init__(self) -> None:
         if len(self.key) != 16:
             raise ValueError("the transport key is a 2-key 3DES key of 16 bytes")
+        object.__setattr__(self, "_cipher", BlockCipher("3des", self.key))
+
+    def _cbc(self, iv: bytes, data: bytes, encrypt: bool) -> bytes:
+        cipher: BlockCipher = self._cipher  # type: ignore[attr-defined]
+        return cipher.cbc_encrypt(iv, data) if encrypt else cipher.cbc_decrypt(iv, data)
 
     def __repr__(self) -> str:  # keys never appear in logs
         return "TransportCipher(key=<redacted>)"
 
     def mac(self, iv: bytes, data: bytes) -> bytes:
         """CBC-MAC: last block of 3DES-CBC(K, IV, PKCS7(data))."""
-        return _tdes_cbc(self.key, iv, pkcs7_pad(data), True)[-8:]
+        return self._cbc(iv, pkcs7_pad(data), True)[-8:]
 
     def protect(self, iv: bytes, plain: bytes) -> bytes:
         """The cryptogram C of ``plain`` (the host side of the exchange)."""
         if len(iv) != 8:
             raise ValueError("the IV is 8 bytes")
-        return _tdes_cbc(self.key, iv, pkcs7_pad(plain + self.mac(iv, plain)), True)
+        return self._cbc(iv, pkcs7_pad(plain + self.mac(iv, plain)), True)
 
     def unprotect(self, iv: bytes, cryptogram: bytes, plain_length: int) -> bytes:
         """The protected ``plain_length`` bytes, or CardError 6988 if the cryptogram is not one.
@@ -143,7 +140,7 @@ class TransportCipher:
         """
         if len(cryptogram) % 8 or not cryptogram:
             raise CardError(SW.WRONG_LENGTH, "cryptogram is not a whole number of 3DES blocks")
-        body = pkcs7_unpad(_tdes_cbc(self.key, iv, cryptogram, False))
+        body = pkcs7_unpad(self._cbc(iv, cryptogram, False))
         ok = body is not None and len(body) == plain_length + 8
         plain = body[:plain_length] if ok and body is not None else bytes(plain_length)
         expected = self.mac(iv, plain)

@@ -101,3 +101,21 @@ def test_retail_mac_published_value():
     k_mac = h("7962D9ECE03D1ACD4C76089DCE131543")
     e_ifd = h("72C29C2371CC9BDB65B779B8E8D37B29ECC154AA56A8799FAE2F498F76ED92F2")
     assert retail_mac(k_mac, pad_iso9797_m2(e_ifd, 8)) == h("5F1448EEA8AD90A7")
+
+
+@pytest.mark.parametrize(("algorithm", "key_len"), [("3des", 16), ("3des", 24), ("aes", 16), ("aes", 32)])
+def test_block_cipher_cbc_matches_cryptography(algorithm, key_len):
+    """The chained-ECB CBC used for PIN cryptograms equals a one-shot CBC context."""
+    from emulator.iso7816.crypto import BlockCipher, cbc
+
+    key = bytes(range(7, 7 + key_len))
+    cipher = BlockCipher(algorithm, key)
+    n = cipher.block
+    for blocks in (1, 3):
+        iv, data = bytes(range(n)), bytes(range(100, 100 + blocks * n))
+        ctx = cbc(algorithm, key, iv, encrypt=True)
+        expected = ctx.update(data) + ctx.finalize()
+        assert cipher.cbc_encrypt(iv, data) == expected
+        assert cipher.cbc_decrypt(iv, expected) == data
+    with pytest.raises(ValueError):
+        cipher.cbc_encrypt(bytes(n), bytes(n + 1))
