@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -39,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset-every", type=int, default=5000, help="warm reset after this many APDUs")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    # The profile's two-key 3DES administrative key warns once per EXTERNAL AUTHENTICATE.
-    warnings.simplefilter("ignore")
 
     start = time.perf_counter()
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,8 +252,6 @@ class Card:
         """Process one command APDU and return the response APDU. Never raises."""
         if self.tracer is None:
             return self._transmit(raw)
-        import time
-
         start = time.time()
         response = self._transmit(raw)
         self.tracer(raw, response, start)

@@ -276,31 +276,28 @@ def test_eidemu_serve_end_to_end(stack):
     assert wait_for_card(READER0, present=False) <= POLL + 0.2
 
 
-def test_eidemu_pcscd_cli_runs_a_second_isolated_instance(stack, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    run_dir = tmp_path / "second"
-    start = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "pcscd", "start", "--run-dir", str(run_dir)],
+def pcscd_cli(action: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``eidemu pcscd ACTION --run-dir DIR`` as its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "emulator.cli", "pcscd", action, "--run-dir", str(run_dir)],
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_eidemu_pcscd_cli_runs_a_second_isolated_instance(stack, tmp_path):
+    run_dir = tmp_path / "second"
+    start = pcscd_cli("start", run_dir)
     try:
         assert start.returncode == 0, start.stderr
         exports = dict(line.removeprefix("export ").split("=", 1) for line in start.stdout.splitlines())
         assert exports["PCSCLITE_CSOCK_NAME"] == str(run_dir / "sock" / "pcscd.comm")
         port = int(exports["EIDEMU_VPCD"].rsplit(":", 1)[1])
         assert port != stack.port
-        status = subprocess.run(
-            [sys.executable, "-m", "emulator.cli", "pcscd", "status", "--run-dir", str(run_dir)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        status = pcscd_cli("status", run_dir)
         assert status.returncode == 0
         assert f"reader '{READER0}': cards connect to port {port}" in status.stdout
         listing = subprocess.run(
@@ -313,12 +310,5 @@ def test_eidemu_pcscd_cli_runs_a_second_isolated_instance(stack, tmp_path):
         assert f"0: {READER0}" in listing.stdout
         assert reader_state(READER0) is not None  # the session's instance is untouched
     finally:
-        stop = subprocess.run(
-            [sys.executable, "-m", "emulator.cli", "pcscd", "stop", "--run-dir", str(run_dir)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        stop = pcscd_cli("stop", run_dir)
     assert stop.returncode == 0 and "stopped private pcscd" in stop.stderr
