@@ -80,6 +80,11 @@ def pkcs7_pad(data: bytes, block: int = 8) -> bytes:
     return data + bytes((n,)) * n
 
 
+def padded_length(n: int, block: int = 8) -> int:
+    """``len(pkcs7_pad(x))`` for ``len(x) == n``: the next whole block, never zero padding."""
+    return (n // block + 1) * block
+
+
 def pkcs7_unpad(data: bytes, block: int = 8) -> bytes | None:
     """Undo :func:`pkcs7_pad`; None when the padding is malformed."""
     if not data or len(data) % block:
@@ -109,28 +114,25 @@ class TransportCipher:
     """
 
     key: bytes
+    cipher: BlockCipher = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key) != 16:
             raise ValueError("the transport key is a 2-key 3DES key of 16 bytes")
-        object.__setattr__(self, "_cipher", BlockCipher("3des", self.key))
-
-    def _cbc(self, iv: bytes, data: bytes, encrypt: bool) -> bytes:
-        cipher: BlockCipher = self._cipher  # type: ignore[attr-defined]
-        return cipher.cbc_encrypt(iv, data) if encrypt else cipher.cbc_decrypt(iv, data)
+        object.__setattr__(self, "cipher", BlockCipher("3des", self.key))
 
     def __repr__(self) -> str:  # keys never appear in logs
         return "TransportCipher(key=<redacted>)"
 
     def mac(self, iv: bytes, data: bytes) -> bytes:
         """CBC-MAC: last block of 3DES-CBC(K, IV, PKCS7(data))."""
-        return self._cbc(iv, pkcs7_pad(data), True)[-8:]
+        return self.cipher.cbc_encrypt(iv, pkcs7_pad(data))[-8:]
 
     def protect(self, iv: bytes, plain: bytes) -> bytes:
         """The cryptogram C of ``plain`` (the host side of the exchange)."""
         if len(iv) != 8:
             raise ValueError("the IV is 8 bytes")
-        return self._cbc(iv, pkcs7_pad(plain + self.mac(iv, plain)), True)
+        return self.cipher.cbc_encrypt(iv, pkcs7_pad(plain + self.mac(iv, plain)))
 
     def unprotect(self, iv: bytes, cryptogram: bytes, plain_length: int) -> bytes:
         """The protected ``plain_length`` bytes, or CardError 6988 if the cryptogram is not one.
@@ -140,7 +142,7 @@ class TransportCipher:
         """
         if len(cryptogram) % 8 or not cryptogram:
             raise CardError(SW.WRONG_LENGTH, "cryptogram is not a whole number of 3DES blocks")
-        body = pkcs7_unpad(self._cbc(iv, cryptogram, False))
+        body = pkcs7_unpad(self.cipher.cbc_decrypt(iv, cryptogram))
         ok = body is not None and len(body) == plain_length + 8
         plain = body[:plain_length] if ok and body is not None else bytes(plain_length)
         expected = self.mac(iv, plain)
@@ -420,6 +422,13 @@ class MoicaGen1Application(IsoApplication):
     def accepts_class(self, cla: int) -> bool:
         return cla in (CLA_PROPRIETARY, CLA_PROTECTED, CLA_INTERINDUSTRY)
 
+    def handler_tables(self) -> dict[int, dict[int, Handler]]:
+        return {
+            CLA_PROPRIETARY: self.handlers,
+            CLA_PROTECTED: self.protected_handlers,
+            CLA_INTERINDUSTRY: self.interindustry_handlers,
+        }
+
     def process(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         if cmd.cla == CLA_PROPRIETARY:
             table = self.handlers
@@ -465,7 +474,7 @@ class MoicaGen1Application(IsoApplication):
 
     def _split_protected(self, cmd: CommandAPDU, plain_length: int) -> bytes:
         """IV || cryptogram → the protected plain bytes (see :class:`TransportCipher`)."""
-        expected = 8 + len(pkcs7_pad(bytes(plain_length + 8)))
+        expected = 8 + padded_length(plain_length + 8)
         if len(cmd.data) != expected:
             raise CardError(SW.WRONG_LENGTH, f"protected data is IV + cryptogram, {expected} bytes")
         return self.transport.unprotect(cmd.data[:8], cmd.data[8:], plain_length)

@@ -38,6 +38,8 @@ OK = b"\x90\x00"
 _GET_RESPONSE = int(INS.GET_RESPONSE)
 _MANAGE_CHANNEL = int(INS.MANAGE_CHANNEL)
 _new_tuple = tuple.__new__
+_NO_TABLES: dict[int, Any] = {}
+_CARD_LEVEL_INS = frozenset((_GET_RESPONSE, _MANAGE_CHANNEL))  # the OS answers these, not applications
 
 
 class SecureMessagingSession(Protocol):
@@ -121,6 +123,16 @@ class Application:
             raise CardError(SW.INS_NOT_SUPPORTED)
         return handler(cmd, channel)
 
+    def handler_tables(self) -> dict[int, dict[int, Handler]]:
+        """The handler table (by INS) for each class byte this application takes: the card's
+        dispatch path, built at power-on. The tables are the live dictionaries, so handlers
+        added later are seen; a command they do not name goes through :meth:`process`, which
+        answers the error. An application that overrides ``process`` overrides this too, or
+        gets no tables and keeps full control."""
+        if type(self).process is not Application.process:
+            return {}
+        return {cla: self.handlers for cla in range(0x100) if self.accepts_class(cla)}
+
     def on_select(self, channel: Channel) -> None:
         """Called when the application becomes current on a channel."""
 
@@ -162,9 +174,10 @@ class Card:
         self.default_app: Application = Application(self, mf)
         self.channels: dict[int, Channel] = {}
         self.dirty_files: set[str] = set()
-        self.tracer: Callable[[bytes, bytes, float], None] | None = None
+        self._tracer: Callable[[bytes, bytes, float], None] | None = None
         self.random: Callable[[int], bytes] = os.urandom
         self.powered = False
+        self._tables: dict[Application, dict[int, dict[int, Handler]]] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -187,8 +200,10 @@ class Card:
     def power_on(self) -> bytes:
         """Cold start: fresh channel 0 on the default application; returns the ATR."""
         self.channels = {0: self._new_channel(0)}
-        for app in (self.default_app, *self.applications.values()):
+        apps = (self.default_app, *self.applications.values())
+        for app in apps:
             app.reset()
+        self._tables = {app: app.handler_tables() for app in apps}
         self.powered = True
         return self.atr
 
@@ -248,16 +263,28 @@ class Card:
 
     # -- transmission -----------------------------------------------------------------
 
-    def transmit(self, raw: bytes) -> bytes:
-        """Process one command APDU and return the response APDU. Never raises."""
-        if self.tracer is None:
-            return self._transmit(raw)
+    @property
+    def tracer(self) -> Callable[[bytes, bytes, float], None] | None:
+        """Called with (command, response, start time) after each APDU; ``None`` for none."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Callable[[bytes, bytes, float], None] | None) -> None:
+        self._tracer = tracer
+        if tracer is None:
+            self.__dict__.pop("transmit", None)
+        else:
+            self.transmit = self._traced_transmit  # type: ignore[method-assign]
+
+    def _traced_transmit(self, raw: bytes) -> bytes:
         start = time.time()
-        response = self._transmit(raw)
-        self.tracer(raw, response, start)
+        response = Card.transmit(self, raw)
+        if self._tracer is not None:
+            self._tracer(raw, response, start)
         return response
 
-    def _transmit(self, raw: bytes) -> bytes:
+    def transmit(self, raw: bytes) -> bytes:
+        """Process one command APDU and return the response APDU. Never raises."""
         # The per-APDU hot path: plain ints and tuple indexing rather than enum members
         # and NamedTuple._replace, which cost microseconds each on every command.
         if not self.powered:
@@ -297,7 +324,22 @@ class Card:
                     raise
             elif session is not None:
                 channel.sm = session = None  # a plain command ends secure messaging
-            data, sw = self._dispatch(cmd, channel, chained)
+            answer = None
+            if chained or channel.pending or channel.chain_header is not None or cmd[1] in _CARD_LEVEL_INS:
+                answer, cmd = self._card_level(cmd, channel, chained)
+            if answer is not None:
+                data, sw = answer
+            else:
+                # The application's dispatch table, or its process() for anything the table
+                # does not name (errors included): one frame between the card and a handler.
+                table = self._tables.get(channel.app, _NO_TABLES).get(cmd[0])
+                handler = table.get(cmd[1]) if table is not None else None
+                data = handler(cmd, channel) if handler is not None else channel.app.process(cmd, channel)
+                sw = 0x9000
+                if data:
+                    ne = cmd[5]
+                    if ne is None or len(data) > ne or self.always_get_response:
+                        data, sw = self._chain_response(data, ne or 0, channel)
         except CardError as exc:
             data, sw, session = exc.data, exc.sw, channel.sm if sm_bits else None
         except Exception:
@@ -313,25 +355,25 @@ class Card:
             return data + b"\x90\x00"
         return data + sw.to_bytes(2, "big")
 
-    def _dispatch(self, cmd: CommandAPDU, channel: Channel, chained: int) -> tuple[bytes, int]:
+    def _card_level(
+        self, cmd: CommandAPDU, channel: Channel, chained: int
+    ) -> tuple[tuple[bytes, int] | None, CommandAPDU]:
+        """What the OS answers itself (GET RESPONSE, MANAGE CHANNEL, a chain's links), as
+        ``(answer, cmd)``; ``(None, cmd)`` hands ``cmd`` (a whole chain, once reassembled)
+        to the application."""
         ins = cmd[1]
         if ins == _GET_RESPONSE and (channel.pending or cmd[0] == 0):
-            return self._get_response(cmd, channel)
+            return self._get_response(cmd, channel), cmd
         if channel.pending:
             channel.pending = b""
         if ins == _MANAGE_CHANNEL and cmd[0] == 0:
-            return self._manage_channel(cmd, channel), 0x9000
+            return (self._manage_channel(cmd, channel), 0x9000), cmd
         if chained or channel.chain_header is not None:
             whole = self._chain(cmd, channel, chained)
             if whole is None:
-                return b"", 0x9000
+                return (b"", 0x9000), cmd
             cmd = whole
-        data = channel.app.process(cmd, channel)
-        if data:
-            ne = cmd[5]
-            if ne is None or len(data) > ne or self.always_get_response:
-                return self._chain_response(data, ne or 0, channel)
-        return data, 0x9000
+        return None, cmd
 
     # ISO 7816-4 §5.1.3: 61xx tells the remaining bytes (00 for 256 or more).
     def _chain_response(self, data: bytes, ne: int, channel: Channel) -> tuple[bytes, int]:

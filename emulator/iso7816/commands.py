@@ -58,9 +58,11 @@ class IsoApplication(Application):
     # -- SELECT (§11.2.2) -------------------------------------------------------------
 
     def select_file(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        p1, data = cmd.p1, cmd.data
+        p1, data = cmd[2], cmd[4]
         if p1 == 0x04:
             target = self._select_by_name(data, channel)
+        elif p1 == 0x00 and len(data) == 2 and data != b"\x3f\x00":  # the common case: by FID
+            target = self._find_fid((data[0] << 8) | data[1], channel.current_df)
         else:
             target = self._locate(p1, data, channel)
         self._make_current(target, channel)
@@ -176,14 +178,17 @@ class IsoApplication(Application):
 
     def _transparent_target(self, cmd: CommandAPDU, channel: Channel) -> tuple[TransparentEF, int]:
         """P1 b8 = 1: SFI in P1 b5-b1 and an 8-bit offset; else a 15-bit offset (§11.3.3)."""
-        if cmd.p1 & 0x80:
-            if cmd.p1 & 0x60:
+        p1 = cmd[2]
+        if p1 & 0x80:
+            if p1 & 0x60:
                 raise CardError(SW.INCORRECT_P1_P2)
-            ef = self._ef_from_sfi(cmd.p1 & 0x1F, channel)
-            offset = cmd.p2
+            df = channel.current_df
+            ef = df.by_short_id.get(p1 & 0x1F) or df.by_sfi(p1 & 0x1F)  # by_sfi: the error
+            channel.current_ef = ef
+            offset = cmd[3]
         else:
-            ef = self._current_ef(channel)
-            offset = ((cmd.p1 & 0x7F) << 8) | cmd.p2
+            ef = channel.current_ef or self._current_ef(channel)
+            offset = ((p1 & 0x7F) << 8) | cmd[3]
         if not isinstance(ef, TransparentEF):
             raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE_STRUCTURE)
         return ef, offset
@@ -191,15 +196,17 @@ class IsoApplication(Application):
     # -- transparent EFs (§11.3) -------------------------------------------------------
 
     def read_binary(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        if cmd.data:
+        ne = cmd[5]
+        if cmd[4]:
             raise CardError(SW.WRONG_LENGTH, "READ BINARY takes no data")
-        if cmd.ne is None:
+        if ne is None:
             raise CardError(SW.WRONG_LENGTH, "READ BINARY needs Le")
         ef, offset = self._transparent_target(cmd, channel)
-        return self._read(ef, offset, cmd.ne, channel)
+        return self._read(ef, offset, ne, channel)
 
     def _read(self, ef: TransparentEF, offset: int, ne: int, channel: Channel) -> bytes:
-        self.check_access(ef, READ, channel)
+        if READ in ef.access:  # reads are allowed unless a rule says otherwise
+            self.check_access(ef, READ, channel)
         chunk, short = ef.read(offset, ne)
         if short:
             # §11.3.3: end of file reached before reading Ne bytes; data still returned.

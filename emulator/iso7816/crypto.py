@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
@@ -51,24 +49,24 @@ class BlockCipher:
         self._decrypt = cipher.decryptor().update
         self.block = 8 if algorithm == "3des" else 16
 
-    def _blocks(self, iv: bytes, data: bytes) -> list[bytes]:
+    def _check(self, iv: bytes, data: bytes) -> int:
         n = self.block
         if len(iv) != n or len(data) % n:
             raise ValueError(f"CBC needs a {n}-byte IV and whole {n}-byte blocks")
-        return [iv] + [data[i : i + n] for i in range(0, len(data), n)]
+        return n
 
     def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
-        blocks = self._blocks(iv, data)
-        previous, out = blocks[0], []
-        for block in blocks[1:]:
-            previous = self._encrypt(_xor(block, previous))
-            out.append(previous)
+        n = self._check(iv, data)
+        encrypt, out = self._encrypt, []
+        previous = int.from_bytes(iv, "big")
+        for i in range(0, len(data), n):
+            block = encrypt((int.from_bytes(data[i : i + n], "big") ^ previous).to_bytes(n, "big"))
+            previous = int.from_bytes(block, "big")
+            out.append(block)
         return b"".join(out)
 
     def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
-        blocks = self._blocks(iv, data)
-        return b"".join(_xor(self._decrypt(c), p) for p, c in pairwise(blocks))
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+        # P_i = D(C_i) xor C_i-1: every block deciphered in one call, then one wide XOR.
+        n = self._check(iv, data)
+        chained = int.from_bytes(iv + data[:-n], "big") if data else 0
+        return (int.from_bytes(self._decrypt(data), "big") ^ chained).to_bytes(len(data), "big")
