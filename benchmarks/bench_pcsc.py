@@ -11,7 +11,11 @@ same run, measures per-APDU round trips for three cards:
   the PYTHONPATH and PyPI pycryptodome it needs.
 
 Echo and eidemu run at the same time (slots 0 and 1) in alternating blocks of 100 APDUs, so
-both see the same machine load; vicc runs alone afterwards.
+both see the same machine load; vicc runs alone afterwards. Each run starts fresh card
+processes and every other run swaps their slots: on a small virtual machine one process can
+land on a faster placement than another for its whole life (two echo cards side by side
+differ by up to 15% within a run), so the figure is the median over several runs, given with
+each run's own ratio. ``--control`` measures that noise: an echo card beside an echo card.
 
 Commands: SELECT MF (``00A4000C023F00``, all three answer 9000) and READ BINARY of 200
 bytes (``00B08100C8``, EF 3F00/5000/5001 by SFI 01 in iso-demo; vicc's iso7816 card has no
@@ -22,7 +26,7 @@ Also measured: ``eidemu serve`` start to card present in PC/SC, stop (SIGTERM) t
 reader, and READ BINARY throughput with two cards served by one process and two client
 threads, against one card and one client.
 
-Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 3] [--json results.json]
+Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 6] [--control] [--no-vicc] [--json FILE]
 """
 
 from __future__ import annotations
@@ -150,35 +154,44 @@ def check(conn, command: bytes, expect_sw: bytes | None, length: int | None = No
 
 
 def measure_side_by_side(
-    port: int, presence: Presence, count: int, block: int = 100
+    port: int,
+    presence: Presence,
+    count: int,
+    swap: bool = False,
+    kinds: tuple[str, str] = ("echo", "eidemu"),
+    block: int = 100,
 ) -> dict[str, dict[str, list[float]]]:
-    """The echo card (slot 0) and eidemu (slot 1) at once, alternating blocks of APDUs, so
-    that both see the same machine load at the same moments."""
+    """Two cards at once (``kinds``: the echo card and eidemu, or two echo cards for the
+    A/A control), alternating blocks of APDUs so both see the same machine load at the same
+    moments. ``swap`` puts the first card in slot 1 instead of slot 0: alternate runs swap,
+    so neither card keeps a slot (or a process placement) that happens to be faster."""
     from conformance.pcsc import PcscConnection
 
-    echo = start_card("echo", port)
-    eidemu = start_card("eidemu", port + 1)
-    samples: dict[str, dict[str, list[float]]] = {k: {"select": [], "read_binary_200": []} for k in ("echo", "eidemu")}
+    ports = (port + 1, port) if swap else (port, port + 1)
+    readers = (READER1, READER0) if swap else (READER0, READER1)
+    labels = (kinds[0], kinds[1] + "'") if kinds[0] == kinds[1] else kinds
+    processes = [start_card(kind, p) for kind, p in zip(kinds, ports, strict=True)]
+    samples: dict[str, dict[str, list[float]]] = {k: {"select": [], "read_binary_200": []} for k in labels}
     try:
-        presence.wait(READER0, True, timeout=15)
-        presence.wait(READER1, True, timeout=15)
-        with PcscConnection(READER0) as echo_conn, PcscConnection(READER1) as eidemu_conn:
-            conns = {"echo": echo_conn, "eidemu": eidemu_conn}
+        for reader in readers:
+            presence.wait(reader, True, timeout=15)
+        with PcscConnection(readers[0]) as first, PcscConnection(readers[1]) as second:
+            conns = dict(zip(labels, (first, second), strict=True))
             for command, label in ((SELECT_MF, "select"), (READ_200, "read_binary_200")):
-                if command is READ_200:
-                    check(eidemu_conn, SELECT_APP, b"\x90\x00")
-                    check(eidemu_conn, READ_200, b"\x90\x00", 202)
-                for conn in conns.values():
+                for kind, conn in conns.items():
+                    if command is READ_200 and kind == "eidemu":
+                        check(conn, SELECT_APP, b"\x90\x00")
+                        check(conn, READ_200, b"\x90\x00", 202)
                     check(conn, command, b"\x90\x00")
                     time_block(conn, command, 50, [])  # warm-up
                 for _ in range(0, count, block):
                     for kind, conn in conns.items():
                         time_block(conn, command, block, samples[kind][label])
     finally:
-        stop_card(echo)
-        stop_card(eidemu)
-        presence.wait(READER0, False)
-        presence.wait(READER1, False)
+        for process in processes:
+            stop_card(process)
+        for reader in readers:
+            presence.wait(reader, False)
     return samples
 
 
@@ -266,7 +279,10 @@ def measure_throughput(port: int, presence: Presence, seconds: float) -> dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="APDUs per command per run (default 2000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
+    parser.add_argument("--runs", type=int, default=6, help="runs, each with fresh card processes (default 6)")
+    parser.add_argument(
+        "--control", action="store_true", help="also measure an echo card beside an echo card (the noise of the method)"
+    )
     parser.add_argument("--vicc-count", type=int, default=100, help="APDUs per command per run for vicc (default 100)")
     parser.add_argument("--startup-runs", type=int, default=15, help="serve start/stop repetitions (default 15)")
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
@@ -288,14 +304,27 @@ def main() -> int:
         print(f"bench_pcsc: {exc}", file=sys.stderr)
         return 2
     kinds = ["echo", "eidemu"] + ([] if args.no_vicc or vicc_command(0) is None else ["vicc"])
+    if args.control:
+        kinds.append("echo'")
     samples: dict[str, dict[str, list[list[float]]]] = {k: {"select": [], "read_binary_200": []} for k in kinds}
     try:
         presence = Presence()
         for run in range(args.runs):
-            print(f"run {run + 1}/{args.runs}: echo and eidemu side by side", file=sys.stderr, flush=True)
-            for kind, commands in measure_side_by_side(instance.port, presence, args.count).items():
+            swap = run % 2 == 1
+            where = "echo in slot 1, eidemu in slot 0" if swap else "echo in slot 0, eidemu in slot 1"
+            print(f"run {run + 1}/{args.runs}: echo and eidemu side by side ({where})", file=sys.stderr, flush=True)
+            for kind, commands in measure_side_by_side(instance.port, presence, args.count, swap).items():
                 for command, values in commands.items():
                     samples[kind][command].append(values)
+            if args.control:
+                print(f"run {run + 1}/{args.runs}: control, echo beside echo", file=sys.stderr, flush=True)
+                control = measure_side_by_side(instance.port, presence, args.count, swap, ("echo", "echo"))
+                for command, values in control["echo'"].items():
+                    samples["echo'"][command].append(values)
+                for command, values in control["echo"].items():
+                    # The control's own baseline: kept apart from the echo beside eidemu.
+                    samples["echo'"][command + "_baseline"] = samples["echo'"].get(command + "_baseline", [])
+                    samples["echo'"][command + "_baseline"].append(values)
             if "vicc" in kinds:
                 print(f"run {run + 1}/{args.runs}: vicc", file=sys.stderr, flush=True)
                 for command, values in measure_vicc(instance.port, presence, args.vicc_count).items():
@@ -318,12 +347,30 @@ def main() -> int:
                 "run_medians_ms": [statistics.median(r) for r in runs],
                 "apdus": len(every),
             }
-    ratios: dict[str, dict[str, float]] = {}
+
+    def ratio_of(kind: str, base: str, command: str, base_command: str | None = None) -> dict[str, object]:
+        """Ratio of the pooled medians, and the median of the runs' own ratios (each run
+        has fresh card processes: the spread between runs is the placement noise)."""
+        mine, theirs = medians[kind][command], medians[base][base_command or command]
+        per_run = [
+            a / b
+            for a, b in zip(mine["run_medians_ms"], theirs["run_medians_ms"], strict=True)  # type: ignore[call-overload]
+        ]
+        return {
+            "pooled": float(mine["median_ms"]) / float(theirs["median_ms"]),  # type: ignore[arg-type]
+            "median_of_runs": statistics.median(per_run),
+            "runs": per_run,
+        }
+
+    ratios: dict[str, dict[str, object]] = {}
     for command in ("select", "read_binary_200"):
-        eid = float(medians["eidemu"][command]["median_ms"])  # type: ignore[arg-type]
-        ratios[command] = {"eidemu_over_echo": eid / float(medians["echo"][command]["median_ms"])}  # type: ignore[arg-type]
+        ratios[command] = {"eidemu_over_echo": ratio_of("eidemu", "echo", command)}
         if "vicc" in medians:
-            ratios[command]["vicc_over_eidemu"] = float(medians["vicc"][command]["median_ms"]) / eid  # type: ignore[arg-type]
+            ratios[command]["vicc_over_eidemu"] = float(medians["vicc"][command]["median_ms"]) / float(  # type: ignore[arg-type]
+                medians["eidemu"][command]["median_ms"]  # type: ignore[arg-type]
+            )
+        if args.control:
+            ratios[command]["control_echo_over_echo"] = ratio_of("echo'", "echo'", command, command + "_baseline")
     startup_summary = {
         "start_to_present_median_s": statistics.median(startup["start_to_present_s"]),
         "stop_to_empty_median_s": statistics.median(startup["stop_to_empty_s"]),
@@ -333,13 +380,20 @@ def main() -> int:
     print()
     print(f"{'command':<18}{'echo floor':>12}{'eidemu':>12}{'vicc':>12}{'eidemu/echo':>13}{'vicc/eidemu':>13}")
     for command in ("select", "read_binary_200"):
-        row = [f"{float(medians[k][command]['median_ms']):.3f} ms" if k in medians else "-" for k in kinds]  # type: ignore[arg-type]
-        vicc_cell = row[2] if len(row) > 2 else "-"
+        cells = [f"{float(medians[k][command]['median_ms']):.3f} ms" if k in medians else "-" for k in kinds]  # type: ignore[arg-type]
+        vicc_cell = cells[2] if "vicc" in kinds else "-"
         vicc_ratio = f"{ratios[command]['vicc_over_eidemu']:.0f}x" if "vicc_over_eidemu" in ratios[command] else "-"
-        print(
-            f"{command:<18}{row[0]:>12}{row[1]:>12}{vicc_cell:>12}"
-            f"{ratios[command]['eidemu_over_echo']:>12.2f}x{vicc_ratio:>13}"
-        )
+        mine = ratios[command]["eidemu_over_echo"]
+        print(f"{command:<18}{cells[0]:>12}{cells[1]:>12}{vicc_cell:>12}{mine['pooled']:>12.3f}x{vicc_ratio:>13}")  # type: ignore[index]
+    print()
+    print(f"eidemu/echo per run ({args.runs} runs, fresh card processes each, slots swapped every other run):")
+    for command in ("select", "read_binary_200"):
+        for key, label in (("eidemu_over_echo", "eidemu/echo"), ("control_echo_over_echo", "control echo/echo")):
+            if key not in ratios[command]:
+                continue
+            r = ratios[command][key]
+            runs = " ".join(f"{x:.3f}" for x in r["runs"])  # type: ignore[index]
+            print(f"  {command:<16} {label:<18} median of runs {r['median_of_runs']:.3f}  [{runs}]")  # type: ignore[index]
     print()
     print(
         f"eidemu serve start -> card present: median {startup_summary['start_to_present_median_s']:.3f} s "
