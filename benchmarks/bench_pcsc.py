@@ -16,6 +16,8 @@ processes and every other run swaps their slots: on a small virtual machine one 
 land on a faster placement than another for its whole life (two echo cards side by side
 differ by up to 15% within a run), so the figure is the median over several runs, given with
 each run's own ratio. ``--control`` measures that noise: an echo card beside an echo card.
+``--cpus 1`` runs everything on one CPU: no cross-CPU wake-ups, so runs agree closely, but
+the figures are those of a one-CPU machine.
 
 Commands: SELECT MF (``00A4000C023F00``, all three answer 9000) and READ BINARY of 200
 bytes (``00B08100C8``, EF 3F00/5000/5001 by SFI 01 in iso-demo; vicc's iso7816 card has no
@@ -26,7 +28,7 @@ Also measured: ``eidemu serve`` start to card present in PC/SC, stop (SIGTERM) t
 reader, and READ BINARY throughput with two cards served by one process and two client
 threads, against one card and one client.
 
-Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 6] [--control] [--no-vicc] [--json FILE]
+Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 6] [--control] [--no-vicc] [--cpus 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -184,9 +186,11 @@ def measure_side_by_side(
                         check(conn, READ_200, b"\x90\x00", 202)
                     check(conn, command, b"\x90\x00")
                     time_block(conn, command, 50, [])  # warm-up
+                order = list(conns.items())
                 for _ in range(0, count, block):
-                    for kind, conn in conns.items():
+                    for kind, conn in order:
                         time_block(conn, command, block, samples[kind][label])
+                    order.reverse()  # neither card always goes first
     finally:
         for process in processes:
             stop_card(process)
@@ -288,11 +292,22 @@ def main() -> int:
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
     parser.add_argument("--no-vicc", action="store_true", help="skip Debian's vicc")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--cpus",
+        help="run the whole stack (pcscd, cards, client) on these CPUs, for example 1: less noise, other figures",
+    )
     parser.add_argument("--echo-card", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_card is not None:
         serve_echo(args.echo_card)
         return 0
+    if args.cpus:
+        try:
+            cpus = {int(c) for c in args.cpus.split(",")}
+            os.sched_setaffinity(0, cpus)  # inherited by pcscd and the card processes started below
+        except (ValueError, OSError) as exc:
+            print(f"bench_pcsc: --cpus {args.cpus!r}: {exc}", file=sys.stderr)
+            return 2
 
     from emulator.transport import pcscd
 
