@@ -171,3 +171,53 @@ def test_always_get_response_mode(card, always):
     send = Terminal(card)
     assert send("00CA9F7F00") == (b"", 0x6107)
     assert send("00C0000007") == (bytes.fromhex("9F7F04DEADBEEF"), 0x9000)
+
+
+class OwnDispatch(Application):
+    """An application that dispatches itself (overrides process, no tables)."""
+
+    def __init__(self, card, df):
+        super().__init__(card, df)
+        self.handlers[0xCA] = lambda cmd, channel: b"table"
+        self.seen: list[int] = []
+
+    def process(self, cmd: CommandAPDU, channel) -> bytes:
+        self.seen.append(cmd.ins)
+        return b"own"
+
+
+def test_dispatch_tables_are_live_and_process_keeps_control(card):
+    send = Terminal(card)
+    assert send("00A4000C023F00") == (b"", 0x9000)  # powered: the tables are built
+    card.default_app.handlers[0x01] = lambda cmd, channel: b"late"
+    assert send("0001000000") == (b"late", 0x9000)  # a handler added after power-on is seen
+    assert send("80010000") == (b"", 0x6E00)  # the class rule still applies
+    del card.default_app.handlers[0x01]
+    assert send("00010000") == (b"", 0x6D00)  # and a removed one is gone
+
+    own = OwnDispatch(card, card.mf)
+    card.set_default_application(own)
+    card.reset()
+    assert own.handler_tables() == {}
+    assert send("00CA000000") == (b"own", 0x9000)  # its process(), not its handlers table
+    assert own.seen == [0xCA]
+
+
+def test_card_level_commands_are_not_given_to_applications(card):
+    """GET RESPONSE and MANAGE CHANNEL are the OS's, whatever the application's table says."""
+    card.default_app.handlers[0xC0] = lambda cmd, channel: b"app"
+    card.default_app.handlers[0x70] = lambda cmd, channel: b"app"
+    send = Terminal(card)
+    assert send("00C0000000") == (b"", 0x6985)  # nothing pending: the OS answers
+    assert send("0070000001") == (b"\x01", 0x9000)  # channel 1 opened by the OS
+
+
+def test_tracer_can_be_set_and_removed(card):
+    seen: list[tuple[bytes, bytes]] = []
+    card.tracer = lambda command, response, start: seen.append((command, response))
+    assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"
+    assert seen == [(bytes.fromhex("00A4000C023F00"), b"\x90\x00")]
+    card.tracer = None
+    assert card.tracer is None
+    assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"
+    assert len(seen) == 1  # no longer traced
