@@ -1,0 +1,125 @@
+"""The card's fast path (Application.fast_handlers) answers exactly as the normal path.
+
+Two cards from the same profile run the same random command sequence, one with the fast
+path and one without; after every command both must have given the same response and be in
+the same state (current DF and EF on each channel, pending response data, verified PINs).
+The sequences mix the reads the fast path takes (5-byte READ BINARY in every class, by SFI
+and by offset, past the end, on record EFs and protected files) with what changes the state
+it depends on: selections, VERIFY, response data left pending by a 61xx, chaining, logical
+channels and UPDATE BINARY.
+"""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from emulator.iso7816.card import Card
+from emulator.profile import load_profile
+
+ISO_SETUP = [
+    "00A4000C023F00",  # MF
+    "00A4040C07A0000002471001",  # DF.DEMO by AID
+    "00A4040007A0000002471001",  # ... with FCI and no Le: 61xx, data left pending
+    "00A4020C025001",  # EF.PUBLIC
+    "00A4020C025002",  # EF.PRIVATE (read needs PIN 01)
+    "00A4020C025004",  # a record EF
+    "00A4000C020101",  # EF.LARGE (40000 bytes)
+    "00A4000C022F00",  # EF.DIR (records)
+    "0020000108313233343536FFFF",  # VERIFY right
+    "0020000108393939393939FFFF",  # VERIFY wrong
+    "00D683000401020304",  # UPDATE BINARY EF.NOTES by SFI 03
+    "1020000104313233",  # a chain begins (CLA 10)
+    "0070000001",  # MANAGE CHANNEL: open 1
+    "01A4040C07A0000002471001",  # select on channel 1
+    "00C0000005",  # GET RESPONSE
+]
+MOICA_SETUP = [
+    "80A40000023F00",
+    "80A40000025030",
+    "80A400000208F2",
+    "80A40000020900",
+    "80A40000020903",
+    "80A40000024100",
+    "80A40000020810",  # record EF (public keys)
+    "00A4000C023F00",  # CLA 00 SELECT: refused, state unchanged
+]
+
+# Classes the fast path takes (00, 80) and ones it must leave alone (channel, SM, chaining bits).
+ISO_READ_CLASSES = [0x00, 0x00, 0x80, 0x01, 0x0C, 0x10, 0x40]
+MOICA_READ_CLASSES = [0x80, 0x80, 0x00, 0x8C, 0x81]
+
+
+def read_commands(classes: list[int]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda cla, ins, p1, p2, le: bytes((cla, ins, p1, p2, le)).hex(),
+        st.sampled_from(classes),
+        st.sampled_from([0xB0, 0xB0, 0xB0, 0xB1]),
+        # SFIs of the profiles' EFs (transparent, protected, record), offsets, odd P1s
+        st.one_of(st.sampled_from([0x81, 0x82, 0x83, 0x84, 0x9E, 0x00, 0x01, 0x7F, 0xA1, 0xC1]), st.integers(0, 0xFF)),
+        st.one_of(st.sampled_from([0x00, 0x10, 0xC0, 0xC8, 0xFF]), st.integers(0, 0xFF)),
+        st.one_of(st.sampled_from([0x00, 0x08, 0x20, 0xC8]), st.integers(0, 0xFF)),
+    )
+
+
+def state(card: Card) -> list[object]:
+    """Each channel's state, by value (files by path, the application by AID)."""
+    return [
+        (
+            n,
+            c.app.aid,
+            c.current_df.path,
+            c.current_ef.path if c.current_ef is not None else None,
+            c.pending,
+            c.chain_header,
+            bytes(c.chain_data),
+            sorted(c.security.verified_pins),
+        )
+        for n, c in sorted(card.channels.items())
+    ]
+
+
+def run_both(profile_name: str, commands: list[str]) -> None:
+    profile = load_profile(profile_name)
+    fast, slow = profile.build(), profile.build()
+    slow.fast_path = False
+    slow.reset()
+    fast.reset()
+    assert fast._fast and not slow._fast  # the comparison compares something
+    for command in commands:
+        raw = bytes.fromhex(command)
+        assert fast.transmit(raw) == slow.transmit(raw), command
+        assert state(fast) == state(slow), command
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(ISO_SETUP), read_commands(ISO_READ_CLASSES)), max_size=30))
+@example(["00A4040C07A0000002471001", "00A4020C025005", "00B081C020", "00B0000010", "00B0810000"])
+def test_iso_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
+    run_both("iso-demo", commands)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(MOICA_SETUP), read_commands(MOICA_READ_CLASSES)), max_size=25))
+@example(["80A40000025030", "80A400000208F2", "80B0150040", "80B0FFF000", "80A40000024100", "80B00000FF"])
+def test_moica_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
+    run_both("moica-g2-valid-1", commands)
+
+
+def test_fast_path_serves_plain_reads_and_steps_aside_when_replaced() -> None:
+    card = load_profile("iso-demo").build()
+    card.transmit(bytes.fromhex("00A4040C07A0000002471001"))
+    calls: list[bytes] = []
+    app = card.channels[0].app
+    original = app.read_binary_fast  # type: ignore[attr-defined]
+
+    def counting(raw: bytes, channel: object) -> bytes | None:
+        calls.append(raw)
+        return original(raw, channel)
+
+    card._fast[app] = {k: (t, h, counting) for k, (t, h, _) in card._fast[app].items()}
+    assert card.transmit(bytes.fromhex("00B08100C8"))[-2:] == b"\x90\x00"
+    assert len(calls) == 1  # the common read took the fast path
+    app.handlers[0xB0] = lambda cmd, channel: b"replaced"
+    assert card.transmit(bytes.fromhex("00B08100C8")) == b"replaced\x90\x00"
+    assert len(calls) == 1  # a replaced handler is never bypassed
