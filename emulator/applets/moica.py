@@ -452,6 +452,9 @@ class MoicaGen1Application(IsoApplication):
         treat 61xx after SELECT as failure)."""
         return b""
 
+    def selects_silently(self, p2: int) -> bool:
+        return True
+
     def read_public_key_record(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``80 B2 <rec> 00 81``: the record number then the record's 128 bytes (reference,
         "Public keys"). P2 ``00`` (or ISO ``04``) reads record P1 of the current EF."""

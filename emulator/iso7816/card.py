@@ -138,8 +138,8 @@ class Application:
 
     def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
         """Raw-byte stand-ins for handlers, by INS: ``(the handler function it stands in
-        for, fast handler)``. The card uses one only for a short command of 5 bytes (case 2)
-        on the basic channel without secure messaging, chaining or pending response data,
+        for, fast handler)``. The card uses one only for a command of at most 261 bytes on
+        the basic channel without secure messaging, chaining or pending response data,
         and only while the dispatch table still holds that function bound to this
         application; the fast handler must answer exactly as the handler would."""
         return {}
@@ -314,8 +314,8 @@ class Card:
         """Process one command APDU and return the response APDU. Never raises."""
         # The per-APDU hot path: plain ints and tuple indexing rather than enum members
         # and NamedTuple._replace, which cost microseconds each on every command.
-        if len(raw) == 5 and self._fast:
-            # A fast handler (Application.fast_handlers): the commonest reads without a
+        if self._fast and 4 < len(raw) <= 261:
+            # A fast handler (Application.fast_handlers): the commonest commands without a
             # CommandAPDU or a frame per layer. Basic channel, no SM or chaining bits.
             cla = raw[0]
             if cla == 0 or 0x80 <= cla < 0xFF:

@@ -80,6 +80,24 @@ class IsoApplication(Application):
             return target.fmd()
         return target.fci()
 
+    def selects_silently(self, p2: int) -> bool:
+        """Whether :meth:`select_response` answers no data for this P2 (an application
+        that overrides one overrides the other; the fast SELECT relies on it)."""
+        return p2 & 0x0C == 0x0C
+
+    def select_file_fast(self, raw: bytes, channel: Channel) -> bytes | None:
+        """SELECT by FID (P1 00, Lc 02) of the MF or a child of the current DF, answering no
+        data: the card's fast path. Anything else is ``None``, and :meth:`select_file`
+        answers."""
+        if len(raw) != 7 or raw[2] or raw[4] != 2 or not self.selects_silently(raw[3]):
+            return None
+        fid = (raw[5] << 8) | raw[6]
+        target = self.card.mf if fid == MF_FID else channel.current_df.children.get(fid)
+        if target is None:
+            return None
+        self._make_current(target, channel)
+        return b"\x90\x00"
+
     def _make_current(self, target: File, channel: Channel) -> None:
         if isinstance(target, DF):
             channel.current_df, channel.current_ef = target, None
@@ -210,6 +228,8 @@ class IsoApplication(Application):
         transparent EF by SFI or the current one, no read rule, offset within the file.
         Anything else is ``None`` with nothing changed, and :meth:`read_binary` answers."""
         p1 = raw[2]
+        if len(raw) != 5:
+            return None
         if p1 & 0x80:
             if p1 & 0x60:
                 return None
@@ -229,7 +249,15 @@ class IsoApplication(Application):
         return chunk + (b"\x90\x00" if len(chunk) == ne else b"\x62\x82")  # 6282: end of file first
 
     def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
-        return {INS.READ_BINARY: (IsoApplication.read_binary, self.read_binary_fast)}
+        fast: dict[int, tuple[Callable[..., bytes], FastHandler]] = {
+            INS.READ_BINARY: (IsoApplication.read_binary, self.read_binary_fast)
+        }
+        cls = type(self)
+        if cls.select_response is IsoApplication.select_response or cls.selects_silently is not (
+            IsoApplication.selects_silently
+        ):
+            fast[INS.SELECT] = (IsoApplication.select_file, self.select_file_fast)
+        return fast
 
     def _read(self, ef: TransparentEF, offset: int, ne: int, channel: Channel) -> bytes:
         if READ in ef.access:  # reads are allowed unless a rule says otherwise

@@ -3,10 +3,10 @@
 Two cards from the same profile run the same random command sequence, one with the fast
 path and one without; after every command both must have given the same response and be in
 the same state (current DF and EF on each channel, pending response data, verified PINs).
-The sequences mix the reads the fast path takes (5-byte READ BINARY in every class, by SFI
-and by offset, past the end, on record EFs and protected files) with what changes the state
-it depends on: selections, VERIFY, response data left pending by a 61xx, chaining, logical
-channels and UPDATE BINARY.
+The sequences mix the commands the fast path takes (5-byte READ BINARY and SELECT by FID, in
+every class, by SFI and by offset, past the end, on record EFs and protected files, found
+and not) with what changes the state it depends on: selections, VERIFY, response data left
+pending by a 61xx, chaining, logical channels and UPDATE BINARY.
 """
 
 from __future__ import annotations
@@ -62,6 +62,18 @@ def read_commands(classes: list[int]) -> st.SearchStrategy[str]:
     )
 
 
+def select_commands(classes: list[int], fids: list[str]) -> st.SearchStrategy[str]:
+    """SELECT by FID in the forms the fast path takes (P1 00, Lc 02) and near misses."""
+    return st.builds(
+        lambda cla, p1, p2, fid, le: f"{cla:02X}A4{p1:02X}{p2:02X}02{fid}{le}",
+        st.sampled_from(classes),
+        st.sampled_from([0x00, 0x00, 0x00, 0x02, 0x08]),
+        st.sampled_from([0x0C, 0x0C, 0x00, 0x04, 0x0D]),
+        st.one_of(st.sampled_from(fids), st.integers(0, 0xFFFF).map(lambda n: f"{n:04X}")),
+        st.sampled_from(["", "", "00"]),
+    )
+
+
 def state(card: Card) -> list[object]:
     """Each channel's state, by value (files by path, the application by AID)."""
     return [
@@ -92,15 +104,19 @@ def run_both(profile_name: str, commands: list[str]) -> None:
         assert state(fast) == state(slow), command
 
 
+ISO_SELECTS = select_commands(ISO_READ_CLASSES, ["3F00", "5000", "5001", "5002", "5004", "0101", "2F00", "2F01"])
+MOICA_SELECTS = select_commands(MOICA_READ_CLASSES, ["3F00", "5030", "08F2", "0900", "0903", "4100", "0810", "5032"])
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.sampled_from(ISO_SETUP), read_commands(ISO_READ_CLASSES)), max_size=30))
+@given(st.lists(st.one_of(st.sampled_from(ISO_SETUP), read_commands(ISO_READ_CLASSES), ISO_SELECTS), max_size=30))
 @example(["00A4040C07A0000002471001", "00A4020C025005", "00B081C020", "00B0000010", "00B0810000"])
 def test_iso_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
     run_both("iso-demo", commands)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.sampled_from(MOICA_SETUP), read_commands(MOICA_READ_CLASSES)), max_size=25))
+@given(st.lists(st.one_of(st.sampled_from(MOICA_SETUP), read_commands(MOICA_READ_CLASSES), MOICA_SELECTS), max_size=25))
 @example(["80A40000025030", "80A400000208F2", "80B0150040", "80B0FFF000", "80A40000024100", "80B00000FF"])
 def test_moica_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
     run_both("moica-g2-valid-1", commands)
