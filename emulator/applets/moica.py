@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ..iso7816.apdu import CommandAPDU
-from ..iso7816.card import Card, Channel, Handler
+from ..iso7816.card import Card, Channel, FastHandler, Handler
 from ..iso7816.commands import READ, IsoApplication
 from ..iso7816.crypto import BlockCipher
 from ..iso7816.fs import DF, File, RecordEF
@@ -633,6 +633,36 @@ class MoicaGen1Application(IsoApplication):
         if len(chunk) < cmd.ne and cmd.ne != 256:
             raise CardError(SW.END_OF_FILE_REACHED, data=chunk)
         return chunk
+
+    def first_half_fast(self, raw: bytes, channel: Channel) -> bytes | None:
+        """``80 EA 82`` with a known key after VERIFY, from the raw bytes (the card's fast
+        path; see :meth:`private_operation`). ``None`` for anything else."""
+        if len(raw) != 5 + HALF or raw[2] != 0x82 or raw[4] != HALF:
+            return None
+        key = self.keys.get(raw[3])
+        if key is None or self.pin_ref not in channel.security.verified_pins:
+            return None
+        state = channel.app_state
+        state.pop("moica_result", None)
+        state["moica_first_half"] = (key.ref, bytes(raw[5:]))
+        return b"\x90\x00"
+
+    def fetch_result_fast(self, raw: bytes, channel: Channel) -> bytes | None:
+        """``80 C1`` within the result, from the raw 5 bytes (the card's fast path; see
+        :meth:`fetch_result`). ``None`` for anything else."""
+        result: bytes | None = channel.app_state.get("moica_result")
+        offset = (raw[2] << 8) | raw[3]
+        if len(raw) != 5 or result is None or offset >= len(result):
+            return None
+        ne = raw[4] or 256
+        chunk = result[offset : offset + ne]
+        return chunk + (b"\x62\x82" if len(chunk) < ne and ne != 256 else b"\x90\x00")
+
+    def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
+        fast = super().fast_handlers()
+        fast[INS_PRIVATE_OPERATION] = (MoicaGen1Application.private_operation, self.first_half_fast)
+        fast[INS_FETCH_RESULT] = (MoicaGen1Application.fetch_result, self.fetch_result_fast)
+        return fast
 
     # -- the ISO second path (ISO/IEC 7816-8 §5, ISO/IEC 7816-4 §7.5.11) -----------------
 

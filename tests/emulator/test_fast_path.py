@@ -11,11 +11,17 @@ pending by a 61xx, chaining, logical channels and UPDATE BINARY.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
 from emulator.iso7816.card import Card
 from emulator.profile import load_profile
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ISO_SETUP = [
     "00A4000C023F00",  # MF
@@ -34,7 +40,27 @@ ISO_SETUP = [
     "01A4040C07A0000002471001",  # select on channel 1
     "00C0000005",  # GET RESPONSE
 ]
+
+
+def _moica_commands() -> list[str]:
+    """VERIFY (right and wrong), both halves of an RSA operation, and fetching the result."""
+    identity = json.loads((ROOT / "fixtures/pki/identities/g2-valid-1/identity.json").read_text("utf-8"))
+    verify = [
+        "8C20000120" + protect_pin_data(TEST_TRANSPORT_KEY, bytes(8), pin_block(pin)).hex()
+        for pin in (identity["initial_pin"], "999999")
+    ]
+    block = b"\x00\x01" + b"\xff" * 202 + b"\x00" + bytes.fromhex("3031300d060960864801650304020105000420") + bytes(32)
+    halves = [
+        f"80EA{p1:02X}{ref:02X}80" + half.hex()
+        for p1, half in ((0x82, block[:128]), (0x02, block[128:]))
+        for ref in (5, 6, 9)
+    ]
+    fetch = ["80C1000000", "80C1000080", "80C10080FF", "80C100F020", "80C1010000", "80C1000000" + "00"]
+    return verify + [verify[0]] * 3 + halves + ["80EA82058000" + block[:127].hex()] + fetch
+
+
 MOICA_SETUP = [
+    *_moica_commands(),
     "80A40000023F00",
     "80A40000025030",
     "80A400000208F2",
@@ -86,6 +112,7 @@ def state(card: Card) -> list[object]:
             c.chain_header,
             bytes(c.chain_data),
             sorted(c.security.verified_pins),
+            sorted(c.app_state.items()),
         )
         for n, c in sorted(card.channels.items())
     ]
@@ -102,6 +129,7 @@ def run_both(profile_name: str, commands: list[str]) -> None:
         raw = bytes.fromhex(command)
         assert fast.transmit(raw) == slow.transmit(raw), command
         assert state(fast) == state(slow), command
+        assert [p.remaining for p in fast.pins.values()] == [p.remaining for p in slow.pins.values()]
 
 
 ISO_SELECTS = select_commands(ISO_READ_CLASSES, ["3F00", "5000", "5001", "5002", "5004", "0101", "2F00", "2F01"])
@@ -115,9 +143,10 @@ def test_iso_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
     run_both("iso-demo", commands)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(MOICA_SETUP), read_commands(MOICA_READ_CLASSES), MOICA_SELECTS), max_size=25))
 @example(["80A40000025030", "80A400000208F2", "80B0150040", "80B0FFF000", "80A40000024100", "80B00000FF"])
+@example([MOICA_SETUP[i] for i in (12, 0, 5, 12, 8, 12, 13, 14, 15, 16, 7, 5, 1, 5, 17)])  # sign, fetch, wrong PIN
 def test_moica_fast_path_answers_as_the_normal_path(commands: list[str]) -> None:
     run_both("moica-g2-valid-1", commands)
 
