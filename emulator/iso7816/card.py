@@ -329,7 +329,11 @@ class Card:
                 ):
                     entry = self._fast.get(channel.app, _NO_TABLES).get(cla << 8 | raw[1])
                     if entry is not None and entry[0].get(raw[1]) is entry[1]:
-                        response = entry[2](raw, channel)
+                        try:
+                            response = entry[2](raw, channel)
+                        except Exception:
+                            log.exception("unexpected error handling %s; answering 6F00", raw[:4].hex(" ").upper())
+                            return b"\x6f\x00"
                         if response is not None:
                             return response
         if not self.powered:

@@ -168,3 +168,19 @@ def test_fast_path_serves_plain_reads_and_steps_aside_when_replaced() -> None:
     app.handlers[0xB0] = lambda cmd, channel: b"replaced"
     assert card.transmit(bytes.fromhex("00B08100C8")) == b"replaced\x90\x00"
     assert len(calls) == 1  # a replaced handler is never bypassed
+
+
+def test_a_failing_fast_handler_answers_6f00_and_is_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+    card = load_profile("iso-demo").build()
+    card.transmit(bytes.fromhex("00A4040C07A0000002471001"))
+    app = card.channels[0].app
+
+    def broken(raw: bytes, channel: object) -> bytes | None:
+        raise ZeroDivisionError("fast handler bug")
+
+    table, handler, _ = card._fast[app][0xB0]
+    card._fast[app][0xB0] = (table, handler, broken)  # READ BINARY (CLA 00) only
+    with caplog.at_level("ERROR", logger="eidemu.card"):
+        assert card.transmit(bytes.fromhex("00B08100C8")) == b"\x6f\x00"
+    assert "fast handler bug" in caplog.text and "00 B0 81 00" in caplog.text
+    assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"  # the card goes on
