@@ -145,7 +145,13 @@ class TransportCipher:
         body = pkcs7_unpad(self.cipher.cbc_decrypt(iv, cryptogram))
         ok = body is not None and len(body) == plain_length + 8
         plain = body[:plain_length] if ok and body is not None else bytes(plain_length)
-        expected = self.mac(iv, plain)
+        # The MAC's CBC chain over the whole blocks of ``plain`` is the cryptogram's own: the
+        # deciphered text starts with ``plain``, and CBC gives C_i = E(X_i xor C_i-1) for any
+        # received C. So the MAC continues from the last of those cryptogram blocks: one
+        # encryption fewer than MAC-ing from the IV, and the same value.
+        full = plain_length // 8
+        chain = cryptogram[8 * full - 8 : 8 * full] if 0 < 8 * full <= len(cryptogram) else iv
+        expected = self.cipher.cbc_encrypt(chain, pkcs7_pad(plain)[8 * full :])[-8:]
         received = body[plain_length:] if ok and body is not None else bytes(8)
         if not (hmac.compare_digest(expected, received) and ok):
             raise CardError(SW.INCORRECT_SM_DATA_OBJECTS, "PIN cryptogram does not verify")

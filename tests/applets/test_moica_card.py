@@ -20,6 +20,7 @@ from emulator.applets.moica import (
     TransportCipher,
     emsa_pkcs1_v15,
     modulus_from_records,
+    pkcs7_unpad,
     public_key_records,
     rsa_private_operation,
 )
@@ -487,3 +488,40 @@ def test_pso_needs_verify_and_mse(transmit) -> None:  # type: ignore[no-untyped-
     assert transmit("002A9E9A0400000000" + "00") == "6982"
     assert transmit(verify_apdu(PIN)) == "9000"
     assert transmit("002A9E9A0400000000" + "00") == "6985"
+
+
+def _unprotect_the_long_way(cipher: TransportCipher, iv: bytes, cryptogram: bytes, length: int) -> bytes | None:
+    """The reference reading, step by step: decipher, unpad, MAC the plain bytes from the IV."""
+    body = pkcs7_unpad(cipher.cipher.cbc_decrypt(iv, cryptogram))
+    if body is None or len(body) != length + 8:
+        return None
+    plain, mac = body[:length], body[length:]
+    return plain if cipher.mac(iv, plain) == mac else None
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 10, 16, 20, 23, 24])
+def test_unprotect_agrees_with_the_long_way_on_every_altered_bit(length: int) -> None:
+    """unprotect continues the MAC from the cryptogram's own blocks (one encryption fewer):
+    its verdict must be the long way's for the honest cryptogram and for every one-bit change
+    of IV or cryptogram. (Both accept some: the MAC's chain over whole plain blocks *is* the
+    cryptogram's, so a change there garbles the PIN block without breaking the MAC. The card
+    then sees a wrong PIN, which costs a try; the scheme is the reference's.)"""
+    cipher = TransportCipher(DEFAULT_TRANSPORT_KEY)
+    plain = bytes(range(0x30, 0x30 + length))
+    cryptogram = cipher.protect(IV, plain)
+    assert cipher.unprotect(IV, cryptogram, length) == plain
+    refused = 0
+    for i in range((8 + len(cryptogram)) * 8):
+        altered = bytearray(IV + cryptogram)
+        altered[i // 8] ^= 0x80 >> (i % 8)
+        iv, body = bytes(altered[:8]), bytes(altered[8:])
+        expected = _unprotect_the_long_way(cipher, iv, body, length)
+        try:
+            got: bytes | None = cipher.unprotect(iv, body, length)
+        except CardError as exc:
+            assert exc.sw == 0x6988
+            got, refused = None, refused + 1
+        assert got == expected, f"bit {i}"
+    assert refused >= 8 * 8  # changes to the last blocks (MAC, padding) are always refused
+    with pytest.raises(CardError):
+        cipher.unprotect(IV, cryptogram[:-8], length)  # a block short
