@@ -28,7 +28,7 @@ Also measured: ``eidemu serve`` start to card present in PC/SC, stop (SIGTERM) t
 reader, and READ BINARY throughput with two cards served by one process and two client
 threads, against one card and one client.
 
-Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 6] [--control] [--no-vicc] [--cpus 1] [--json FILE]
+Usage: python3 benchmarks/bench_pcsc.py [--count 2000] [--runs 10] [--control] [--no-vicc] [--cpus 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def measure_throughput(port: int, presence: Presence, seconds: float) -> dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="APDUs per command per run (default 2000)")
-    parser.add_argument("--runs", type=int, default=6, help="runs, each with fresh card processes (default 6)")
+    parser.add_argument("--runs", type=int, default=10, help="runs, each with fresh card processes (default 10)")
     parser.add_argument(
         "--control", action="store_true", help="also measure an echo card beside an echo card (the noise of the method)"
     )
