@@ -227,9 +227,9 @@ class IsoApplication(Application):
         """READ BINARY's commonest case from the raw 5 bytes (the card's fast path): a
         transparent EF by SFI or the current one, no read rule, offset within the file.
         Anything else is ``None`` with nothing changed, and :meth:`read_binary` answers."""
-        p1 = raw[2]
         if len(raw) != 5:
             return None
+        p1 = raw[2]
         if p1 & 0x80:
             if p1 & 0x60:
                 return None
