@@ -2,12 +2,13 @@
 
 Two cards from the same profile run the same random command sequence, one with the fast
 path and one without; after every command both must have given the same response and be in
-the same state (current DF and EF on each channel, pending response data, verified PINs).
-The sequences mix the commands the fast path takes (5-byte READ BINARY and SELECT by FID, in
-every class, by SFI and by offset, past the end, on record EFs and protected files, found
-and not) with what changes the state it depends on: selections, VERIFY, response data left
-pending by a 61xx, chaining, logical channels and UPDATE BINARY.
-"""
+the same state (current DF and EF on each channel, pending response data, chaining, verified
+PINs, retry counters, the RSA operation's halves and result). The sequences mix the commands
+the fast path takes (5-byte READ BINARY and SELECT by FID, in every class, by SFI and by
+offset, past the end, on record EFs and protected files, found and not; for the citizen
+certificate card also the protected VERIFY, right and wrong, ``80 EA 82`` and ``80 C1``) with
+what changes the state they depend on: selections, VERIFY, response data left pending by a
+61xx, chaining, logical channels and UPDATE BINARY."""
 
 from __future__ import annotations
 
