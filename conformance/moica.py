@@ -1,8 +1,8 @@
 """A relying party's view of the citizen digital certificate card (generation 1).
 
 :class:`MoicaCard` talks to any :class:`~conformance.connection.CardConnection` the way the
-card's middleware does (``shared/reference/moica-card.md``, "Generation 1: command
-interface"): SELECT by FID with CLA 80, READ BINARY in chunks of at most 200 bytes, the
+card's middleware does (the public description of its generation-1 command interface,
+restated in docs/moica-card.md): SELECT by FID with CLA 80, READ BINARY in chunks of at most 200 bytes, the
 PKCS#15 directories read until their padding, the protected VERIFY, and the RSA private
 operation (2 x ``80 EA`` + ``80 C1``) on blocks the host pads itself.
 

@@ -407,8 +407,8 @@ published on purpose and must never be trusted outside tests. Every CA name cont
 |---|---|---|
 {idents}
 
-Profile facts followed: `shared/reference/moica-card.md` ("Certificates"); identity rules:
-`shared/reference/taiwan-ids.md`. File layout: `docs/test-pki.md`.
+Facts followed: the public descriptions of MOICA's certificate profile and of the identity
+rules, restated in `docs/test-pki.md` with the file layout.
 """
 
 

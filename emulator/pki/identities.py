@@ -1,6 +1,6 @@
 """Synthetic Taiwan identities for the test PKI and card profiles.
 
-Rules from public descriptions of the identity numbers (see ``shared/reference/taiwan-ids.md``):
+Rules from public descriptions of the identity numbers (restated in docs/test-pki.md):
 
 * national ID number (國民身分證統一編號): a letter (registration area), ``1``/``2`` (sex), 8 digits,
   the last of which makes the weighted checksum divisible by 10;

@@ -1,7 +1,7 @@
 """The generation-1 card at the APDU level: exact bytes and status words.
 
-Every expectation comes from shared/reference/moica-card.md ("Generation 1: command
-interface") or, where it is silent, from the choices listed in docs/moica-card.md.
+Every expectation comes from the public description of the card's generation-1 command
+interface or, where it is silent, from the choices listed in docs/moica-card.md.
 """
 
 from __future__ import annotations
