@@ -62,8 +62,6 @@ class IsoApplication(Application):
         p1, data = cmd[2], cmd[4]
         if p1 == 0x04:
             target = self._select_by_name(data, channel)
-        elif p1 == 0x00 and len(data) == 2 and data != b"\x3f\x00":  # the common case: by FID
-            target = self._find_fid((data[0] << 8) | data[1], channel.current_df)
         else:
             target = self._locate(p1, data, channel)
         self._make_current(target, channel)
@@ -201,12 +199,10 @@ class IsoApplication(Application):
         if p1 & 0x80:
             if p1 & 0x60:
                 raise CardError(SW.INCORRECT_P1_P2)
-            df = channel.current_df
-            ef = df.by_short_id.get(p1 & 0x1F) or df.by_sfi(p1 & 0x1F)  # by_sfi: the error
-            channel.current_ef = ef
+            ef = self._ef_from_sfi(p1 & 0x1F, channel)
             offset = cmd[3]
         else:
-            ef = channel.current_ef or self._current_ef(channel)
+            ef = self._current_ef(channel)
             offset = ((p1 & 0x7F) << 8) | cmd[3]
         if not isinstance(ef, TransparentEF):
             raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE_STRUCTURE)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from emulator.transport.vpcd import CardSlots
 RUN_DIR = Path(tempfile.mkdtemp(prefix="eidemu-pcsc-"))
 os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")
 
+ROOT = Path(__file__).resolve().parents[2]
 READER0 = "Virtual PCD 00 00"
 READER1 = "Virtual PCD 00 01"
 POLL = 0.4  # pcscd polls each reader every 400 ms
@@ -115,3 +118,18 @@ def demo_card(slots):
     slots.insert(0, card)
     wait_for_card(READER0)
     return card
+
+
+def start_cli(stack, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    """``eidemu ARGS`` as its own process, pointed at this stack's vpcd, text pipes for
+    standard output and error, as a user runs it."""
+    env = dict(os.environ, EIDEMU_VPCD=f"localhost:{stack.port}", PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -4,20 +4,15 @@ the relay serves it into slot 1, and pyscard drives slot 1 as an application wou
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 from conformance.pcsc import PcscConnection
 from conformance.runner import CardUnderTest, Outcome, run_test
 from conformance.script import parse_script
 from emulator.cli import main as eidemu
 
-from .conftest import READER0, READER1, wait_for_card
+from .conftest import READER0, READER1, start_cli, wait_for_card
 
-ROOT = Path(__file__).resolve().parents[2]
 ATR = bytes.fromhex("3B888001454944454D5530313A")
 SESSION = [  # (command, the response iso-demo gives)
     ("00A4040C07A0000002471001", "9000"),
@@ -33,16 +28,7 @@ SESSION = [  # (command, the response iso-demo gives)
 
 def test_record_relays_a_session_and_the_trace_becomes_a_passing_script(demo_card, stack, tmp_path):
     trace = tmp_path / "session.jsonl"
-    env = dict(os.environ, EIDEMU_VPCD=f"localhost:{stack.port}", PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", "record", "--reader", READER0, "--slot", "1", "--out", str(trace)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(stack, "record", "--reader", READER0, "--slot", "1", "--out", str(trace))
     try:
         assert process.stdout is not None
         assert process.stdout.readline() == (

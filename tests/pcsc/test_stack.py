@@ -21,7 +21,7 @@ from emulator.profile import load_profile
 from emulator.transport.echo import EchoCard
 from emulator.transport.vpcd import VpcdListener
 
-from .conftest import POLL, READER0, READER1, reader_state, wait_for_card
+from .conftest import POLL, READER0, READER1, reader_state, start_cli, wait_for_card
 
 ROOT = Path(__file__).resolve().parents[2]
 ATR = bytes.fromhex("3B888001454944454D5530313A")
@@ -246,17 +246,8 @@ def test_opensc_tool_reads_atr_and_exchanges_apdus(demo_card):
 
 
 def test_eidemu_serve_end_to_end(stack):
-    env = dict(os.environ, EIDEMU_VPCD=f"localhost:{stack.port}", PYTHONPATH=str(ROOT))
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", "serve", "--profile", "iso-demo"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(stack, "serve", "--profile", "iso-demo")
     try:
         assert process.stdout.readline() == (
             f"slot 0: iso-demo in reader '{READER0}' (vpcd localhost:{stack.port}): present\n"
