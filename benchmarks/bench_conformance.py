@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conformance.runner import CardUnderTest, Outcome, TestResult, load_catalogue, run_tests, select_tests  # noqa: E402
+from eidemu.conformance.runner import CardUnderTest, Outcome, TestResult, load_catalogue, run_tests, select_tests  # noqa: E402
 
 
 def replay_raw(card: CardUnderTest, results: list[TestResult]) -> tuple[float, float, int]:
@@ -89,9 +89,9 @@ def bench_inprocess(runs: int) -> dict[str, object]:
 def bench_pcsc(runs: int) -> dict[str, object]:
     run_dir = Path(tempfile.mkdtemp(prefix="eidemu-bench-conf-"))
     os.environ["PCSCLITE_CSOCK_NAME"] = str(run_dir / "sock" / "pcscd.comm")  # before pyscard loads
-    from emulator.profile import load_profile
-    from emulator.transport import pcscd
-    from emulator.transport.vpcd import CardSlots
+    from eidemu.emulator.profile import load_profile
+    from eidemu.emulator.transport import pcscd
+    from eidemu.emulator.transport.vpcd import CardSlots
 
     missing = pcscd.missing_requirements()
     if missing:

@@ -66,7 +66,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulator.profile import load_profile  # noqa: E402
+from eidemu.emulator.profile import load_profile  # noqa: E402
 
 # Where Debian's vsmartcard-vpicc package installs the virtualsmartcard modules.
 VICC_PATH = os.environ.get("EIDEMU_VICC_PATH", "/usr/lib/python3/site-packages/virtualsmartcard")

@@ -37,8 +37,7 @@ os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")  # befo
 
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
-
-from conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data  # noqa: E402
+from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data  # noqa: E402
 
 SLUG = "g2-valid-1"
 SIGN_REF = 0x05
@@ -50,8 +49,8 @@ def serve_echo(port: int) -> int:
     """The echo card as its own process, until SIGTERM."""
     import threading
 
-    from emulator.transport.echo import EchoCard
-    from emulator.transport.vpcd import VpcdClient
+    from eidemu.emulator.transport.echo import EchoCard
+    from eidemu.emulator.transport.vpcd import VpcdClient
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -114,12 +113,11 @@ def measure_run(
     interpreter (and its GIL) with the measuring client. ``swap`` puts the card in slot 1.
     """
     from bench_pcsc import Presence  # type: ignore[import-not-found]
-
-    from conformance.pcsc import PcscConnection
+    from eidemu.conformance.pcsc import PcscConnection
 
     presence = Presence()
     card_slot, echo_slot = (1, 0) if swap else (0, 1)
-    serve = [sys.executable, "-m", "emulator.cli", "serve", "--profile", f"moica-{SLUG}"]
+    serve = [sys.executable, "-m", "eidemu.cli", "serve", "--profile", f"moica-{SLUG}"]
     serve += ["--vpcd", f"localhost:{port}", "--slot", str(card_slot)]
     if state:
         serve += ["--state", str(RUN_DIR / "moica-card-state.json")]
@@ -186,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.runs < 1:
         parser.error("--rounds and --runs must be at least 1")
 
-    from emulator.transport import pcscd
+    from eidemu.emulator.transport import pcscd
 
     identity = json.loads((ROOT / "fixtures/pki/identities" / SLUG / "identity.json").read_text("utf-8"))
     pin = identity["initial_pin"]

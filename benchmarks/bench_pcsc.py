@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Round trips through the real PC/SC stack: pyscard -> pcscd -> vpcd -> card.
 
-Starts a private pcscd (emulator.transport.pcscd; needs root for ``unshare -m``) and, in the
+Starts a private pcscd (eidemu.emulator.transport.pcscd; needs root for ``unshare -m``) and, in the
 same run, measures per-APDU round trips for three cards:
 
 - ``echo``: a card that answers 9000 at once, served by eidemu's vpcd transport in its own
@@ -63,8 +63,8 @@ READER1 = "Virtual PCD 00 01"
 
 
 def serve_echo(port: int) -> None:
-    from emulator.transport.echo import EchoCard
-    from emulator.transport.vpcd import VpcdClient
+    from eidemu.emulator.transport.echo import EchoCard
+    from eidemu.emulator.transport.vpcd import VpcdClient
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -94,7 +94,7 @@ class Presence:
     """Polls pcscd for a reader's card state (SCardGetStatusChange with a zero timeout)."""
 
     def __init__(self) -> None:
-        from conformance.pcsc import PcscContext
+        from eidemu.conformance.pcsc import PcscContext
 
         self.context = PcscContext()
 
@@ -118,7 +118,7 @@ def start_card(kind: str, port: int, profiles: int = 1) -> subprocess.Popen[byte
     if kind == "echo":
         argv, env = [sys.executable, __file__, "--echo-card", str(port)], dict(os.environ)
     elif kind == "eidemu":
-        argv = [sys.executable, "-m", "emulator.cli", "serve", *["--profile", "iso-demo"] * profiles]
+        argv = [sys.executable, "-m", "eidemu.cli", "serve", *["--profile", "iso-demo"] * profiles]
         argv += ["--vpcd", f"localhost:{port}"]
         env = dict(os.environ)
     else:
@@ -167,7 +167,7 @@ def measure_side_by_side(
     A/A control), alternating blocks of APDUs so both see the same machine load at the same
     moments. ``swap`` puts the first card in slot 1 instead of slot 0: alternate runs swap,
     so neither card keeps a slot (or a process placement) that happens to be faster."""
-    from conformance.pcsc import PcscConnection
+    from eidemu.conformance.pcsc import PcscConnection
 
     ports = (port + 1, port) if swap else (port, port + 1)
     readers = (READER1, READER0) if swap else (READER0, READER1)
@@ -201,7 +201,7 @@ def measure_side_by_side(
 
 def measure_vicc(port: int, presence: Presence, count: int) -> dict[str, list[float]]:
     """Debian's vicc alone in slot 0 (it stalls ~40 ms per APDU; interleaving adds nothing)."""
-    from conformance.pcsc import PcscConnection
+    from eidemu.conformance.pcsc import PcscConnection
 
     process = start_card("vicc", port)
     samples: dict[str, list[float]] = {"select": [], "read_binary_200": []}
@@ -242,7 +242,7 @@ def measure_startup(port: int, presence: Presence, runs: int) -> dict[str, list[
 
 
 def measure_throughput(port: int, presence: Presence, seconds: float) -> dict[str, float]:
-    from conformance.pcsc import PcscConnection
+    from eidemu.conformance.pcsc import PcscConnection
 
     process = start_card("eidemu", port, profiles=2)
     results: dict[str, float] = {}
@@ -309,7 +309,7 @@ def main() -> int:
             print(f"bench_pcsc: --cpus {args.cpus!r}: {exc}", file=sys.stderr)
             return 2
 
-    from emulator.transport import pcscd
+    from eidemu.emulator.transport import pcscd
 
     run_dir = Path(tempfile.mkdtemp(prefix="eidemu-bench-"))
     os.environ["PCSCLITE_CSOCK_NAME"] = str(run_dir / "sock" / "pcscd.comm")  # before libpcsclite loads

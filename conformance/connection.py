@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from emulator.iso7816.apdu import ResponseAPDU
-from emulator.iso7816.card import Card
+from eidemu.emulator.iso7816.apdu import ResponseAPDU
+from eidemu.emulator.iso7816.card import Card
 
 
 class CardConnectionError(Exception):
@@ -82,7 +82,7 @@ def split_target(scheme: str, target: str, known: tuple[str, ...]) -> tuple[str,
 
 
 def _open_emulator(target: str) -> CardConnection:
-    from emulator.profile import load_profile
+    from eidemu.emulator.profile import load_profile
 
     profile_name, options = split_target("emulator", target, ("state",))
     card = load_profile(profile_name).build(options.get("state") or None)
@@ -110,7 +110,7 @@ def _load_optional_schemes() -> None:
     """Transports that need optional packages register themselves on import."""
     import importlib
 
-    for module in ("conformance.pcsc", "conformance.vpcd", "conformance.served"):
+    for module in ("eidemu.conformance.pcsc", "eidemu.conformance.vpcd", "eidemu.conformance.served"):
         try:
             importlib.import_module(module)
         except ImportError:

@@ -1,6 +1,6 @@
 """A relying party's view of the citizen digital certificate card (generation 1).
 
-:class:`MoicaCard` talks to any :class:`~conformance.connection.CardConnection` the way the
+:class:`MoicaCard` talks to any :class:`~eidemu.conformance.connection.CardConnection` the way the
 card's middleware does (the public description of its generation-1 command interface,
 restated in docs/moica-card.md): SELECT by FID with CLA 80, READ BINARY in chunks of at most 200 bytes, the
 PKCS#15 directories read until their padding, the protected VERIFY, and the RSA private
@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from asn1crypto import algos, cms, x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
-from emulator.applets import pkcs15
+from eidemu.emulator.applets import pkcs15
 
 from .connection import CardConnection
 

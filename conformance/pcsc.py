@@ -4,7 +4,7 @@ URI scheme ``pcsc:``: ``pcsc:READER[?share=shared|exclusive&protocol=T0|T1|any]`
 READER is a reader's exact name, a prefix of one, or its index in the reader list; empty
 means the first reader. It works the same for a physical reader and for pcscd's virtual
 vpcd reader holding an emulated card; a private pcscd is found through
-``PCSCLITE_CSOCK_NAME`` (see :mod:`emulator.transport.pcscd`).
+``PCSCLITE_CSOCK_NAME`` (see :mod:`eidemu.emulator.transport.pcscd`).
 
 pyscard's low-level ``smartcard.scard`` module is used directly: it is the thinnest layer
 over libpcsclite, so the round trip measured here is that of pcscd, not of Python wrappers.

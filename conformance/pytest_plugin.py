@@ -1,18 +1,18 @@
 """pytest plugin: ``pytest --card URI`` runs every conformance script test case as a pytest item.
 
-Registered as the ``pytest11`` entry point ``conformance.pytest_plugin`` (or load it with
-``-p conformance.pytest_plugin``). Without ``--card`` it does nothing, so it is safe to
+Registered as the ``pytest11`` entry point ``eidemu.conformance.pytest_plugin`` (or load it with
+``-p eidemu.conformance.pytest_plugin``). Without ``--card`` it does nothing, so it is safe to
 have installed.
 
 - Script test cases (the shipped catalogue, ``--conformance-scripts PATH``, and ``*.apdu``
   files on the command line) and the catalogue's registered Python tests
-  (:mod:`conformance.pythontests`, e.g. ``MOICA_FLOW_01``) become items named by their test
+  (:mod:`eidemu.conformance.pythontests`, e.g. ``MOICA_FLOW_01``) become items named by their test
   ID, next to the project's own Python tests; ``-k ISO_PIN`` selects by ID, ``-m "not destructive"`` leaves the
   destructive ones out.
 - NOT APPLICABLE and SKIPPED verdicts are pytest skips whose reason starts with the verdict;
   FAILED is a failure showing expected and received values and the exchanged APDUs.
 - Python tests get the card through fixtures: ``card_under_test`` (the
-  :class:`~conformance.runner.CardUnderTest`) and ``card_connection`` (a fresh connection
+  :class:`~eidemu.conformance.runner.CardUnderTest`) and ``card_connection`` (a fresh connection
   per test); ``@pytest.mark.card_tokens("PIN")`` makes them NOT APPLICABLE on cards
   without the tokens.
 - pytest-xdist: ``--card`` may be given several times; worker ``gwN`` uses card
@@ -84,7 +84,7 @@ def _card(config: pytest.Config) -> CardUnderTest:
             card = CardUnderTest(uri, card_config=config.getoption("card_config"))
         except (CardConnectionError, ValueError, OSError) as exc:
             raise pytest.UsageError(f"--card {uri}: {exc}") from None
-        from emulator.iso7816.apdu import parse_hex
+        from eidemu.emulator.iso7816.apdu import parse_hex
 
         tokens = [t.strip() for chunk in config.getoption("card_tokens") for t in chunk.split(",") if t.strip()]
         variables = {}
@@ -205,7 +205,7 @@ class ScriptItem(pytest.Item):
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):
             raise ConformanceFailure(result)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ConformanceFailure):
             from .reports import format_step
 

@@ -5,7 +5,7 @@ checking its profile, signing and verifying with the certificate's key, validati
 against CRL and OCSP services. They are Python functions registered with
 :func:`conformance_test`, which gives them what a script test case has: a stable ID in the
 ICAO 9303 / BSI TR-03105 test-plan style, a title, a purpose, a spec citation,
-applicability tokens and the destructive flag. The runner (:func:`conformance.runner.run_test`)
+applicability tokens and the destructive flag. The runner (:func:`eidemu.conformance.runner.run_test`)
 selects, applies tokens, reports and traces them like script tests; the pytest plugin
 collects them next to the script items.
 
@@ -32,8 +32,8 @@ from .connection import CardConnection
 from .script import ExpansionError, Location, Script, ScriptError, TestCase
 
 PYTHON_CATALOGUE = (
-    "conformance.flows.moica_certificates",
-    "conformance.flows.moica_relying_party",
+    "eidemu.conformance.flows.moica_certificates",
+    "eidemu.conformance.flows.moica_relying_party",
 )
 """Modules holding the shipped Python tests (imported by :func:`load_python_tests`)."""
 
@@ -53,7 +53,7 @@ Exchange = Callable[[bytes, bytes, float, float, Location], None]
 
 
 class RecordingConnection:
-    """A :class:`~conformance.connection.CardConnection` that reports every exchange.
+    """A :class:`~eidemu.conformance.connection.CardConnection` that reports every exchange.
 
     The location of an exchange is the line of the test module that caused it, found by
     walking up the stack to the first frame in ``source`` (the test's file).

@@ -1,10 +1,10 @@
 """Record an application's session with a real card: a relay between vpcd and a PC/SC reader.
 
 ``eidemu record --reader R --out trace.jsonl`` inserts a :class:`RelayCard` into a vpcd slot
-(the card side of :mod:`emulator.transport.vpcd`, exactly as ``eidemu serve`` inserts an
+(the card side of :mod:`eidemu.emulator.transport.vpcd`, exactly as ``eidemu serve`` inserts an
 emulated card). An application using the virtual reader talks to the relay; the relay
 forwards every command APDU to the card in reader R and returns the card's response
-unchanged, and writes both to a JSON-lines trace (:mod:`emulator.trace`, PIN data of
+unchanged, and writes both to a JSON-lines trace (:mod:`eidemu.emulator.trace`, PIN data of
 VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER masked). The trace is what
 ``eidemu conformance import --from trace`` and ``eidemu replay`` read.
 
@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Protocol
 
-from emulator.trace import JsonLinesTracer
+from eidemu.emulator.trace import JsonLinesTracer
 
 from .connection import CardConnection, CardConnectionError
 
@@ -37,7 +37,7 @@ TRANSMIT_FAILED = b"\x6f\x00"
 
 
 class Reconnectable(Protocol):
-    """A card connection that can be reset warm or cold (:class:`conformance.pcsc.PcscConnection`)."""
+    """A card connection that can be reset warm or cold (:class:`eidemu.conformance.pcsc.PcscConnection`)."""
 
     def reconnect(self, disposition: str = "reset") -> bytes: ...
 
@@ -45,7 +45,7 @@ class Reconnectable(Protocol):
 class RelayCard:
     """A card whose answers come from another card, every exchange recorded.
 
-    ``backend`` is any :class:`~conformance.connection.CardConnection` (a real reader through
+    ``backend`` is any :class:`~eidemu.conformance.connection.CardConnection` (a real reader through
     pyscard in practice); ``tracer`` receives each exchange and power event.
     """
 
@@ -58,7 +58,7 @@ class RelayCard:
         self._powered = True  # the backend connection starts with the card powered
         self._lock = threading.Lock()  # one exchange at a time, as on a real card
 
-    # -- the card interface of emulator.transport.vpcd ---------------------------------------
+    # -- the card interface of eidemu.emulator.transport.vpcd ---------------------------------------
 
     def transmit(self, raw: bytes) -> bytes:
         with self._lock:

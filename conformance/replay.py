@@ -1,7 +1,7 @@
 """Replay a recorded APDU trace against another card and report where the answers differ.
 
-The trace is the JSON-lines format of :mod:`emulator.trace`. Each recorded exchange becomes
-a step whose expectations are the recorded response (see :mod:`conformance.importers`):
+The trace is the JSON-lines format of :mod:`eidemu.emulator.trace`. Each recorded exchange becomes
+a step whose expectations are the recorded response (see :mod:`eidemu.conformance.importers`):
 status word and data exactly, except data that is fresh by design (challenges, signatures,
 authentication cryptograms), compared by length. More masks are declared per step, either
 on the response line of the trace (``"mask": ["data[0:8]"]``) or on the command line

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
-
-from emulator.iso7816.apdu import ResponseAPDU, parse_hex
+from eidemu.emulator.iso7816.apdu import ResponseAPDU, parse_hex
+from eidemu.fixtures import fixture_path
 
 from .connection import CardConnection, CardConnectionError, InProcessConnection, open_card
 from .pythontests import CheckFailed, FlowContext, PythonTest, RecordingConnection, load_python_tests, python_test_for
@@ -41,8 +42,8 @@ from .script import (
     nibbles_match,
 )
 
-CATALOGUE_DIR = Path(__file__).resolve().parent / "catalogue"
-CARDS_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "conformance" / "cards.yaml"
+CATALOGUE_DIR = Path(str(files(__package__).joinpath("catalogue")))
+CARDS_FILE = fixture_path("conformance", "cards.yaml")
 
 
 class Outcome(StrEnum):
@@ -193,7 +194,7 @@ class CardUnderTest:
         self._connection: CardConnection | None = None
         atr: bytes | None = None
         if uri.startswith("emulator:"):
-            from emulator.profile import load_profile
+            from eidemu.emulator.profile import load_profile
 
             target = uri[len("emulator:") :]
             if "?state=" in target:
@@ -252,7 +253,7 @@ def select_tests(scripts: Iterable[Script], patterns: Iterable[str] = ()) -> lis
 
 def load_catalogue(extra: Iterable[Path] = (), include_shipped: bool = True) -> list[Script]:
     """The shipped catalogue (script files and the Python tests of
-    :data:`~conformance.pythontests.PYTHON_CATALOGUE`) and any extra script files."""
+    :data:`~eidemu.conformance.pythontests.PYTHON_CATALOGUE`) and any extra script files."""
     paths = ([CATALOGUE_DIR] if include_shipped else []) + list(extra)
     scripts = load_scripts(paths)
     if include_shipped:
@@ -290,7 +291,7 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
     with _trace_file(options, test) as trace:
         tracer = None
         if trace is not None:
-            from emulator.trace import JsonLinesTracer
+            from eidemu.emulator.trace import JsonLinesTracer
 
             tracer = JsonLinesTracer(trace, source=card.description)
             tracer.event("test", id=test.id, title=test.title)

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
-from emulator.iso7816.tlv import TLVError, find
+from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
+from eidemu.emulator.iso7816.tlv import TLVError, find
 
 SCRIPT_SUFFIX = ".apdu"
 
@@ -207,7 +207,7 @@ class ExpectSW:
         patterns = [expand(p, variables) for p in self.alternatives]
         if any(nibbles_match(p, received) for p in patterns):
             return None
-        from emulator.iso7816.sw import describe_sw
+        from eidemu.emulator.iso7816.sw import describe_sw
 
         expected = " | ".join(_spaced(p) for p in patterns)
         if patterns != list(self.alternatives):

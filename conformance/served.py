@@ -2,8 +2,8 @@
 
 URI scheme ``served:``: ``served:PROFILE[?vpcd=HOST:PORT&slot=N&reader=NAME&timeout=S]``.
 The harness builds the card from the profile, inserts it into vpcd slot N (default 0) with
-the card side of :mod:`emulator.transport.vpcd` (as ``eidemu serve`` does), waits until
-pcscd shows it, and talks to it through pyscard (:mod:`conformance.pcsc`), so every APDU
+the card side of :mod:`eidemu.emulator.transport.vpcd` (as ``eidemu serve`` does), waits until
+pcscd shows it, and talks to it through pyscard (:mod:`eidemu.conformance.pcsc`), so every APDU
 crosses the whole real stack: PC/SC client library, pcscd, the vpcd driver, the vpcd socket.
 
 Unlike a plain ``pcsc:`` card, the harness owns this card, so it can put it back in its
@@ -11,7 +11,7 @@ initial state: :meth:`ServedConnection.rebuild` swaps a freshly built card in be
 vpcd connection and resets it through PC/SC (``SCardReconnect`` with ``SCARD_RESET_CARD``,
 which pcscd turns into vpcd's reset). No removal and re-insertion is needed, so no pcscd
 poll (400 ms) is waited for between tests. The runner rebuilds such cards before every
-test (:class:`conformance.runner.CardUnderTest`), so destructive tests run without
+test (:class:`eidemu.conformance.runner.CardUnderTest`), so destructive tests run without
 ``--allow-destructive``, as on ``emulator:`` cards.
 
 ``vpcd`` defaults to ``$EIDEMU_VPCD``, else ``localhost:35963``; ``reader`` to the name
@@ -47,7 +47,7 @@ class SwappableCard:
         with self._lock:
             self._card = card
 
-    # -- the card interface of emulator.transport.vpcd -------------------------------------
+    # -- the card interface of eidemu.emulator.transport.vpcd -------------------------------------
 
     @property
     def atr(self) -> bytes:
@@ -80,8 +80,8 @@ class ServedConnection:
     def __init__(
         self, profile: str, host: str, port: int, slot: int = 0, reader: str | None = None, timeout: float = 5.0
     ) -> None:
-        from emulator.profile import load_profile
-        from emulator.transport.vpcd import CardSlots
+        from eidemu.emulator.profile import load_profile
+        from eidemu.emulator.transport.vpcd import CardSlots
 
         from .pcsc import PcscConnection
 
@@ -158,7 +158,7 @@ class ServedConnection:
 
 def open_served(target: str) -> ServedConnection:
     """Opener for ``served:PROFILE[?vpcd=HOST:PORT&slot=N&reader=NAME&timeout=S]``."""
-    from emulator.transport.vpcd import VPCD_PORT
+    from eidemu.emulator.transport.vpcd import VPCD_PORT
 
     from .vpcd import parse_address
 

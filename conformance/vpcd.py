@@ -9,7 +9,7 @@ Two ways to meet the card (URI scheme ``vpcd:``):
   (default 10).
 
 The framing (2-byte big-endian length, control bytes ``00`` power off, ``01`` power on,
-``02`` reset, ``04`` ATR) is described in :mod:`emulator.transport.vpcd`, which this module
+``02`` reset, ``04`` ATR) is described in :mod:`eidemu.emulator.transport.vpcd`, which this module
 shares.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 
-from emulator.transport.vpcd import (
+from eidemu.emulator.transport.vpcd import (
     CTRL_ATR,
     CTRL_POWER_OFF,
     CTRL_POWER_ON,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from eidemu.fixtures import fixture_path
 
 from .iso7816.apdu import parse_hex
 from .iso7816.card import Application, Card, SymmetricKey
@@ -23,8 +24,7 @@ from .iso7816.fs import DF, File, RecordEF, TransparentEF
 from .iso7816.security import NEVER, AccessCondition, Pin
 
 PROFILE_VERSION = 1
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-PROFILE_DIR = FIXTURES / "profiles"
+PROFILE_DIR = fixture_path("profiles")
 
 T = TypeVar("T")
 
@@ -461,7 +461,7 @@ def _applications(root: Node, card: Card) -> None:
         if cls is None:
             raise node.fail(f"unknown application type {kind!r} (known: {', '.join(sorted(APPLICATION_TYPES))})")
         try:
-            return cls(card, df, aid, options, base_dir=root.base_dir)  # type: ignore[call-arg]
+            return cls(card, df, aid, options, base_dir=root.base_dir)
         except (ValueError, KeyError, OSError) as exc:
             raise node.fail(f"{kind}: {exc}") from None
 

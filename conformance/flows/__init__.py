@@ -1,4 +1,4 @@
-"""The shipped Python-written conformance tests (see :mod:`conformance.pythontests`).
+"""The shipped Python-written conformance tests (see :mod:`eidemu.conformance.pythontests`).
 
 - :mod:`.moica_certificates`: ``MOICA_CERT_*``, the profile of the certificates on a
   citizen digital certificate card (issuer DN, key sizes, key usage, Subject Directory

@@ -17,7 +17,7 @@ MOICA_TOKENS = ("MOICA-GEN1", "CLA-80", "PKCS15")
 def moica_test(
     test_id: str, title: str, *, spec: str, purpose: str, tokens: tuple[str, ...] = (), destructive: bool = False
 ) -> Callable[[TestFunction], TestFunction]:
-    """:func:`~conformance.pythontests.conformance_test` for MOICA generation 1: the MOICA
+    """:func:`~eidemu.conformance.pythontests.conformance_test` for MOICA generation 1: the MOICA
     tokens are implied, and a status word the middleware does not expect FAILS the test."""
 
     def wrap(function: TestFunction) -> TestFunction:

@@ -14,8 +14,7 @@ import datetime as dt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
-
-from emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
+from eidemu.emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
 
 from ..moica import MoicaCard
 from ..pythontests import CheckFailed, FlowContext
@@ -291,7 +290,7 @@ def policies(context: FlowContext) -> None:
             )
 
 
-def _extension(extensions: x509.Extensions, oid: x509.ObjectIdentifier) -> list:  # type: ignore[type-arg]
+def _extension(extensions: x509.Extensions, oid: x509.ObjectIdentifier) -> list:
     try:
         return list(extensions.get_extension_for_oid(oid).value)  # type: ignore[call-overload]
     except x509.ExtensionNotFound:

@@ -28,12 +28,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from eidemu.fixtures import fixture_path
 
 from ..moica import MoicaCard
 from ..pythontests import CheckFailed, FlowContext
 from .common import moica_test, read_certificates
 
-PKI_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
+PKI_DIR = fixture_path("pki")
 TRUSTED_ROOTS = ("root-g2", "root-g3")  # the relying party's trust list: the test GRCA roots
 _services_lock = threading.Lock()
 _services: Any = None  # the in-process server, once started
@@ -44,12 +45,12 @@ def ensure_pki_services(pki_dir: Path = PKI_DIR) -> str:
     """Make the test PKI's CRL/OCSP services reachable at the manifest's ``base_url``; returns it.
 
     Something already listening there (``eidemu pki serve``, another test process) is used
-    as is; otherwise :class:`emulator.pki.services.PkiHttpServer` is started in a daemon
+    as is; otherwise :class:`eidemu.emulator.pki.services.PkiHttpServer` is started in a daemon
     thread of this process, once.
     """
     global _services
-    from emulator.pki.services import PkiHttpServer, RevocationAuthority
-    from emulator.pki.store import TestPki
+    from eidemu.emulator.pki.services import PkiHttpServer, RevocationAuthority
+    from eidemu.emulator.pki.store import TestPki
 
     with _services_lock:
         pki = TestPki.load(pki_dir)

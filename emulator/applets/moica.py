@@ -425,7 +425,7 @@ class MoicaGen1Application(IsoApplication):
                 if number > len(records) or records[number - 1] != data:
                     raise ValueError(
                         f"record {number} of {self.public_key_ef.path} does not match key {ref:02X} "
-                        "(stale profile? regenerate it with python3 -m emulator.applets.moica_profile)"
+                        "(stale profile? regenerate it with python3 -m eidemu.emulator.pki.moica_profiles)"
                     )
 
     # -- dispatch by class byte --------------------------------------------------------------

@@ -4,7 +4,7 @@
    decoding (ISO/IEC 7816-4 §5.4.1), logical channels and MANAGE CHANNEL (§5.4.1, §11.1.2),
    command chaining (CLA b5, §5.4.1), response chaining with ``61xx`` and GET RESPONSE
    (§5.1.3, §11.1.3 ... ISO 7816-3 §12.2.3 for T=0).
-2. **Secure messaging** (:mod:`emulator.iso7816.sm`): a per-channel session object unwraps
+2. **Secure messaging** (:mod:`eidemu.emulator.iso7816.sm`): a per-channel session object unwraps
    protected commands and wraps responses, so applications only ever see plain commands.
 3. **Applications**: the one current on the channel handles the command. Applications are
    registered by AID; the default application answers when no AID was selected.
@@ -271,7 +271,7 @@ class Card:
         return {"pins": pins, "files": files}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Apply a saved snapshot over the personalised card (see :mod:`emulator.state`)."""
+        """Apply a saved snapshot over the personalised card (see :mod:`eidemu.emulator.state`)."""
         for ref_hex, saved in state.get("pins", {}).items():
             pin = self.pins.get(int(ref_hex, 16))
             if pin is None:

@@ -236,7 +236,7 @@ class IsoApplication(Application):
             offset = ((p1 & 0x7F) << 8) | raw[3]
         if ef is None or ef.__class__ is not TransparentEF or READ in ef.access:
             return None
-        data = ef.data  # type: ignore[attr-defined]
+        data = ef.data
         if offset > len(data):
             return None
         ne = raw[4] or 256

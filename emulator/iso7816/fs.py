@@ -1,7 +1,7 @@
 """The card file system: MF, DFs, transparent and linear-record EFs (ISO/IEC 7816-4 §5.3).
 
 Files know their place in the tree and their access conditions; the commands that act on
-them live in :mod:`emulator.iso7816.commands`.
+them live in :mod:`eidemu.emulator.iso7816.commands`.
 """
 
 from __future__ import annotations

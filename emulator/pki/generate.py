@@ -12,7 +12,7 @@ Certificate profile (RFC 5280 §4.1, §4.2), shaped after moica-card.md "Certifi
   ``C=TW, CN=<name>, serialNumber=<16 digits>``, with Subject Directory Attributes (§4.2.1.8),
   certificate policies (§4.2.1.4), CRL distribution points (§4.2.1.13) and an authority information
   access extension with OCSP and caIssuers (§4.2.2.1) pointing at the local test services
-  (:mod:`emulator.pki.services`); all signatures SHA-256 with RSA (PKCS#1 v1.5).
+  (:mod:`eidemu.emulator.pki.services`); all signatures SHA-256 with RSA (PKCS#1 v1.5).
 
 Every key is generated here, on the machine that runs the generator: TEST ONLY.
 """

@@ -63,7 +63,7 @@ class FramingError(Exception):
 
 
 class PoweredCard(Protocol):
-    """What this transport needs from a card (:class:`emulator.iso7816.card.Card`)."""
+    """What this transport needs from a card (:class:`eidemu.emulator.iso7816.card.Card`)."""
 
     atr: bytes
 

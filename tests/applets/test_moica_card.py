@@ -13,9 +13,8 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-
-from conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
-from emulator.applets.moica import (
+from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
+from eidemu.emulator.applets.moica import (
     DEFAULT_TRANSPORT_KEY,
     TransportCipher,
     emsa_pkcs1_v15,
@@ -24,9 +23,9 @@ from emulator.applets.moica import (
     public_key_records,
     rsa_private_operation,
 )
-from emulator.iso7816.card import Card
-from emulator.iso7816.sw import CardError
-from emulator.profile import Profile
+from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.iso7816.sw import CardError
+from eidemu.emulator.profile import Profile
 
 from .conftest import VALID, identity_dir, private_key
 

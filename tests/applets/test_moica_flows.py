@@ -1,4 +1,4 @@
-"""Relying-party flows against the in-process card, through conformance.moica.MoicaCard.
+"""Relying-party flows against the in-process card, through eidemu.conformance.moica.MoicaCard.
 
 Discovery through the PKCS#15 directories, certificates, PIN, signature, decryption, a CMS
 detached signature checked by the openssl CLI, key material never leaving the card, and
@@ -22,15 +22,15 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from eidemu.conformance.connection import InProcessConnection
+from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
+from eidemu.emulator.applets import pkcs15
+from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.iso7816.fs import DF, RecordEF, TransparentEF
+from eidemu.emulator.pki.moica_profiles import write_profile
+from eidemu.emulator.profile import PROFILE_DIR, ProfileError, load_profile
+from eidemu.emulator.trace import JsonLinesTracer
 
-from conformance.connection import InProcessConnection
-from conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
-from emulator.applets import pkcs15
-from emulator.applets.moica_profile import write_profile
-from emulator.iso7816.card import Card
-from emulator.iso7816.fs import DF, RecordEF, TransparentEF
-from emulator.profile import PROFILE_DIR, ProfileError, load_profile
-from emulator.trace import JsonLinesTracer
 from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import FIXTURES, VALID, identity_dir, private_key
@@ -335,8 +335,8 @@ def test_every_shipped_profile_signs(slug: str) -> None:
 def live_cards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """A PKI generated for a free loopback port, served by ``eidemu pki serve``'s server, and
     MOICA profiles generated from it (exercising the generator on a fresh PKI)."""
-    from emulator.pki.generate import generate_pki
-    from emulator.pki.services import PkiHttpServer
+    from eidemu.emulator.pki.generate import generate_pki
+    from eidemu.emulator.pki.services import PkiHttpServer
 
     server = PkiHttpServer(None, "127.0.0.1", 0)
     pki_dir = tmp_path_factory.mktemp("pki")

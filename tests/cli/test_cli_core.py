@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from emulator.cli import main
+from eidemu.cli import main
 
 
 def run(capsys, *argv):
@@ -82,7 +82,7 @@ def test_bad_profile_is_one_line_from_a_real_process(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("eidemu_profile: 1\natr: 3B00\nfiles:\n  - fid: XYZ\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "profile", "check", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "eidemu.cli", "profile", "check", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string: 'XYZ'"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from conformance.runner import CardDeclaration, CardUnderTest, declaration_for, load_catalogue
+from eidemu.conformance.runner import CardDeclaration, CardUnderTest, declaration_for, load_catalogue
 
 BROKEN = Path(__file__).resolve().parent / "broken"
 

@@ -9,10 +9,9 @@ import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import load_der_x509_certificate
-
-from conformance.moica import TEST_TRANSPORT_KEY, MoicaCard, pin_block, protect_pin_data
-from conformance.runner import CARDS_FILE, CardUnderTest, Outcome, declaration_for, run_tests, select_tests
-from emulator.profile import PROFILE_DIR, load_profile
+from eidemu.conformance.moica import TEST_TRANSPORT_KEY, MoicaCard, pin_block, protect_pin_data
+from eidemu.conformance.runner import CARDS_FILE, CardUnderTest, Outcome, declaration_for, run_tests, select_tests
+from eidemu.emulator.profile import PROFILE_DIR, load_profile
 
 MOICA_PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("moica-*.yaml"))
 
@@ -105,7 +104,7 @@ def _prehashed():
 
 
 def test_catalogue_files_are_package_data():
-    from conformance.runner import CATALOGUE_DIR
+    from eidemu.conformance.runner import CATALOGUE_DIR
 
     assert Path(CATALOGUE_DIR / "moica-gen1.apdu").exists()
 

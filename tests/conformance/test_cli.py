@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from emulator.cli import main
+from eidemu.cli import main
 
 from .conftest import BROKEN
 
@@ -66,7 +66,7 @@ def test_lint_reports_file_and_line(tmp_path: Path, capsys):
 
 
 def test_lint_the_shipped_catalogue(capsys):
-    from conformance.runner import CATALOGUE_DIR
+    from eidemu.conformance.runner import CATALOGUE_DIR
 
     assert main(["conformance", "lint", str(CATALOGUE_DIR)]) == 0
 

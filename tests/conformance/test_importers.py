@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conformance.importers import import_file
-from conformance.runner import CardUnderTest, Outcome, run_test
-from conformance.script import Script, ScriptError, Send, format_script, parse_script
+from eidemu.conformance.importers import import_file
+from eidemu.conformance.runner import CardUnderTest, Outcome, run_test
+from eidemu.conformance.script import Script, ScriptError, Send, format_script, parse_script
 
 SCRIPTOR_INPUT = """\
 #!/usr/bin/env scriptor

@@ -28,7 +28,7 @@ def test_needs_a_moica_card(card_connection):
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_flow.py").write_text(FLOW_TEST)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-p", "eidemu.conformance.pytest_plugin", "-p", "no:cacheprovider"]
     return subprocess.run(
         [*command, "-rs", "--rootdir", str(tmp_path), *args, str(tmp_path)],
         cwd=tmp_path,
@@ -77,7 +77,7 @@ def test_failures_show_expected_received_and_the_apdus(tmp_path: Path):
 
 def test_xdist_gives_each_worker_its_own_card(tmp_path: Path):
     pytest.importorskip("xdist")
-    from conformance.pytest_plugin import card_uri_for_worker
+    from eidemu.conformance.pytest_plugin import card_uri_for_worker
 
     assert card_uri_for_worker(["a", "b"], None) == "a"
     assert card_uri_for_worker(["a", "b"], "gw0") == "a"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from conformance.reports import html_report, junit_xml
-from conformance.runner import CardDeclaration, CardUnderTest, Outcome, run_tests, select_tests
+from eidemu.conformance.reports import html_report, junit_xml
+from eidemu.conformance.runner import CardDeclaration, CardUnderTest, Outcome, run_tests, select_tests
 
 
 def _mixed_results(catalogue, broken_card):

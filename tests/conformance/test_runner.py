@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conformance.connection import InProcessConnection, register_scheme
-from conformance.runner import (
+from eidemu.conformance.connection import InProcessConnection, register_scheme
+from eidemu.conformance.runner import (
     CardDeclaration,
     CardUnderTest,
     Outcome,
@@ -18,8 +17,8 @@ from conformance.runner import (
     select_tests,
     summary,
 )
-from conformance.script import parse_script
-from emulator.profile import load_profile
+from eidemu.conformance.script import parse_script
+from eidemu.emulator.profile import load_profile
 
 
 def test_whole_catalogue_passes_against_the_emulator(catalogue):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from conformance.script import (
+from eidemu.conformance.script import (
     CommandTemplate,
     ExpansionError,
     Location,
@@ -19,7 +18,7 @@ from conformance.script import (
     parse_command,
     parse_script,
 )
-from emulator.iso7816.apdu import ResponseAPDU
+from eidemu.emulator.iso7816.apdu import ResponseAPDU
 
 HERE = Location("t.apdu", 1)
 

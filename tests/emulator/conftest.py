@@ -1,8 +1,7 @@
 import pytest
-
-from emulator.iso7816.apdu import parse_hex
-from emulator.iso7816.card import Card
-from emulator.profile import load_profile
+from eidemu.emulator.iso7816.apdu import parse_hex
+from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.profile import load_profile
 
 
 class Terminal:

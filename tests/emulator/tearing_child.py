@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from emulator.iso7816.card import Card  # noqa: E402
-from emulator.profile import Profile, load_profile  # noqa: E402
+from eidemu.emulator.iso7816.card import Card  # noqa: E402
+from eidemu.emulator.profile import Profile, load_profile  # noqa: E402
 
 SELECT_DEMO = bytes.fromhex("00A4040C07A0000002471001")
 RIGHT_PIN = b"123456".ljust(8, b"\xff")

@@ -1,8 +1,7 @@
 """APDU codec: the four ISO 7816-3 cases, short and extended, and strict rejection."""
 
 import pytest
-
-from emulator.iso7816.apdu import ApduFormatError, CommandAPDU, ResponseAPDU, parse_hex
+from eidemu.emulator.iso7816.apdu import ApduFormatError, CommandAPDU, ResponseAPDU, parse_hex
 
 
 @pytest.mark.parametrize(

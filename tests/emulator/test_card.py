@@ -3,10 +3,9 @@
 import logging
 
 import pytest
-
-from emulator.iso7816.apdu import CommandAPDU
-from emulator.iso7816.card import Application
-from emulator.iso7816.sw import SW, CardError
+from eidemu.emulator.iso7816.apdu import CommandAPDU
+from eidemu.emulator.iso7816.card import Application
+from eidemu.emulator.iso7816.sw import SW, CardError
 
 from .conftest import PIN_BAD, PIN_OK, Terminal
 
@@ -93,7 +92,7 @@ def test_manage_channel_specific_number_and_inheritance(send):
 
 
 def test_further_interindustry_class_channels():
-    from emulator.profile import load_profile
+    from eidemu.emulator.profile import load_profile
 
     card = load_profile("iso-demo").build()
     card.max_channels = 8

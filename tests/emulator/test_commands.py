@@ -1,6 +1,6 @@
 """ISO 7816-4 commands on the iso-demo profile: exact bytes and status words."""
 
-from emulator.iso7816.crypto import ecb_encryptor
+from eidemu.emulator.iso7816.crypto import ecb_encryptor
 
 from .conftest import PIN_BAD, PIN_OK
 

@@ -4,8 +4,7 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from emulator.iso7816.crypto import BlockCipher, triple_des
+from eidemu.emulator.iso7816.crypto import BlockCipher, triple_des
 
 
 @pytest.mark.parametrize("algorithm, key_size, block", [("3des", 16, 8), ("3des", 24, 8), ("aes", 16, 16)])

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from emulator.profile import ProfileError, load_profile
+from eidemu.emulator.profile import ProfileError, load_profile
 
 BASE = """\
 eidemu_profile: 1

@@ -5,12 +5,11 @@ the project's reference notes, icao-test-vectors.md).
 """
 
 import pytest
-
-from emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
-from emulator.iso7816.card import Card
-from emulator.iso7816.commands import IsoApplication
-from emulator.iso7816.fs import DF, TransparentEF
-from emulator.iso7816.sm import CardSession, SessionKeys, TerminalSession, pad_iso9797_m2, retail_mac
+from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
+from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.iso7816.commands import IsoApplication
+from eidemu.emulator.iso7816.fs import DF, TransparentEF
+from eidemu.emulator.iso7816.sm import CardSession, SessionKeys, TerminalSession, pad_iso9797_m2, retail_mac
 
 KS_ENC = bytes.fromhex("979EC13B1CBFE9DCD01AB0FED307EAE5")
 KS_MAC = bytes.fromhex("F1CB1F1FB5ADF208806B89DC579DC1F8")
@@ -106,7 +105,7 @@ def test_retail_mac_published_value():
 @pytest.mark.parametrize(("algorithm", "key_len"), [("3des", 16), ("3des", 24), ("aes", 16), ("aes", 32)])
 def test_block_cipher_cbc_matches_cryptography(algorithm, key_len):
     """The chained-ECB CBC used for PIN cryptograms equals a one-shot CBC context."""
-    from emulator.iso7816.crypto import BlockCipher, cbc
+    from eidemu.emulator.iso7816.crypto import BlockCipher, cbc
 
     key = bytes(range(7, 7 + key_len))
     cipher = BlockCipher(algorithm, key)

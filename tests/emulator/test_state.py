@@ -4,9 +4,8 @@ import json
 import os
 
 import pytest
-
-from emulator.profile import ProfileError
-from emulator.state import StateError, StateStore
+from eidemu.emulator.profile import ProfileError
+from eidemu.emulator.state import StateError, StateStore
 
 from .conftest import PIN_BAD, PIN_OK, Terminal
 

@@ -6,7 +6,7 @@ right VERIFYs and UPDATE BINARY with recognisable content, announcing every oper
 a pipe. The parent kills each at a random moment (``EIDEMU_TEARING_KILLS`` times, 200 by
 default) and then checks that
 
-* the state file loads, with :class:`~emulator.state.StateStore` and as a card;
+* the state file loads, with :class:`~eidemu.emulator.state.StateStore` and as a card;
 * the retry counters (PIN 01 and its PUK) are exactly what the completed operations
   left, or, for the interrupted one, the value before it or after it: never higher than
   before, except that a correct VERIFY may restore the maximum and a RESET RETRY COUNTER
@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from emulator.iso7816.fs import TransparentEF
-from emulator.profile import load_profile
-from emulator.state import StateStore
+from eidemu.emulator.iso7816.fs import TransparentEF
+from eidemu.emulator.profile import load_profile
+from eidemu.emulator.state import StateStore
 
 CHILD = Path(__file__).with_name("tearing_child.py")
 sys.path.insert(0, str(CHILD.parent))

@@ -1,6 +1,6 @@
 """The real stack for these tests: a private pcscd with Debian's vpcd driver, and pyscard.
 
-The stack is started once per session by :mod:`emulator.transport.pcscd`. It must run in
+The stack is started once per session by :mod:`eidemu.emulator.transport.pcscd`. It must run in
 CI (root, Debian packages from scripts/setup.sh): if it cannot start, the tests fail with
 the reason instead of being skipped.
 
@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from emulator.profile import load_profile
-from emulator.transport import pcscd
-from emulator.transport.vpcd import CardSlots
+from eidemu.emulator.profile import load_profile
+from eidemu.emulator.transport import pcscd
+from eidemu.emulator.transport.vpcd import CardSlots
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="eidemu-pcsc-"))
 os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")
@@ -74,7 +73,7 @@ def stack():
 
 
 def reader_state(reader: str) -> tuple[int, bytes] | None:
-    from conformance.pcsc import PcscContext
+    from eidemu.conformance.pcsc import PcscContext
 
     context = PcscContext()
     try:
@@ -125,7 +124,7 @@ def start_cli(stack, *args: str) -> subprocess.Popen[str]:  # type: ignore[no-un
     standard output and error, as a user runs it."""
     env = dict(os.environ, EIDEMU_VPCD=f"localhost:{stack.port}", PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", *args],
+        [sys.executable, "-m", "eidemu.cli", *args],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

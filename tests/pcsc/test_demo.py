@@ -13,7 +13,7 @@ pytestmark = pytest.mark.pcsc
 
 def test_demo_runs_through_the_virtual_reader():
     proc = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "eidemu.cli", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     out = proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conformance.connection import CardConnectionError, open_card
-from conformance.pcsc import PcscConnection
-from conformance.vpcd import VpcdConnection
-from emulator.profile import load_profile
-from emulator.transport.echo import EchoCard
-from emulator.transport.vpcd import VpcdListener
+from eidemu.conformance.connection import CardConnectionError, open_card
+from eidemu.conformance.pcsc import PcscConnection
+from eidemu.conformance.vpcd import VpcdConnection
+from eidemu.emulator.profile import load_profile
+from eidemu.emulator.transport.echo import EchoCard
+from eidemu.emulator.transport.vpcd import VpcdListener
 
 from .conftest import POLL, READER0, READER1, reader_state, start_cli, wait_for_card
 
@@ -270,7 +269,7 @@ def test_eidemu_serve_end_to_end(stack):
 def pcscd_cli(action: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
     """``eidemu pcscd ACTION --run-dir DIR`` as its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "pcscd", action, "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "eidemu.cli", "pcscd", action, "--run-dir", str(run_dir)],
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from emulator.pki.generate import generate_pki
-from emulator.pki.services import PkiHttpServer
-from emulator.pki.store import TestPki
+from eidemu.emulator.pki.generate import generate_pki
+from eidemu.emulator.pki.services import PkiHttpServer
+from eidemu.emulator.pki.store import TestPki
 
 COMMITTED_PKI = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
 

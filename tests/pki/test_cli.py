@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cli import main
+from eidemu.cli import main
 
 
 def _exit_code(argv: list[str]) -> int:

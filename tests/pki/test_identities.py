@@ -7,10 +7,7 @@ import itertools
 import random
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from emulator.pki.identities import (
+from eidemu.emulator.pki.identities import (
     CHECKSUM_WEIGHTS,
     LETTER_VALUES,
     Identity,
@@ -23,6 +20,8 @@ from emulator.pki.identities import (
     national_id_check_digit,
     to_roc_date,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_published_example_is_valid() -> None:

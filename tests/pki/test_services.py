@@ -15,9 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
-
-from emulator.pki.services import PkiHttpServer, RevocationAuthority
-from emulator.pki.store import TestPki
+from eidemu.emulator.pki.services import PkiHttpServer, RevocationAuthority
+from eidemu.emulator.pki.store import TestPki
 
 
 def _http(

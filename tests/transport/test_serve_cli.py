@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from eidemu.conformance.vpcd import VpcdConnection
 
-from conformance.vpcd import VpcdConnection
-from emulator.cli import build_parser, main
+from eidemu.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ class Pipe:
 
 
 def start_serve(argv: list[str]):
-    from emulator.cli import serve
+    from eidemu.cli import serve
 
     args = build_parser().parse_args(["serve", *argv])
     out = io.StringIO()
@@ -108,7 +108,7 @@ def test_serve_usage_errors(capsys):
 def test_serve_listen_mode_stops_cleanly_on_signal(sig):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", "serve", "--profile", "iso-demo", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "eidemu.cli", "serve", "--profile", "iso-demo", "--listen", f"127.0.0.1:{port}"],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

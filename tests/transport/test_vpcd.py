@@ -1,5 +1,5 @@
 """The vpcd transport over real loopback sockets: framing, control messages, both modes,
-misbehaving peers, reconnection. The tester side plays vpcd (conformance.vpcd)."""
+misbehaving peers, reconnection. The tester side plays vpcd (eidemu.conformance.vpcd)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import threading
 import time
 
 import pytest
-
-from conformance.connection import CardConnectionError, open_card
-from conformance.vpcd import VpcdConnection
-from emulator.profile import load_profile
-from emulator.transport.vpcd import (
+from eidemu.conformance.connection import CardConnectionError, open_card
+from eidemu.conformance.vpcd import VpcdConnection
+from eidemu.emulator.profile import load_profile
+from eidemu.emulator.transport.vpcd import (
     MAX_FRAME,
     CardSlots,
     FrameSocket,

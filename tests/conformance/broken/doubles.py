@@ -13,12 +13,12 @@ Options (each off by default):
 
 from __future__ import annotations
 
-from emulator.applets import APPLICATION_TYPES
-from emulator.iso7816.apdu import CommandAPDU
-from emulator.iso7816.card import Channel
-from emulator.iso7816.commands import IsoApplication
-from emulator.iso7816.security import Pin
-from emulator.iso7816.sw import CardError, verify_failed
+from eidemu.emulator.applets import APPLICATION_TYPES
+from eidemu.emulator.iso7816.apdu import CommandAPDU
+from eidemu.emulator.iso7816.card import Channel
+from eidemu.emulator.iso7816.commands import IsoApplication
+from eidemu.emulator.iso7816.security import Pin
+from eidemu.emulator.iso7816.sw import CardError, verify_failed
 
 
 class BrokenIsoApplication(IsoApplication):

@@ -3,7 +3,7 @@
 Built at test time from the committed test PKI (so they never go stale when it is
 regenerated): the PKI is copied, identity ``g2-valid-1``'s signature certificate is
 re-issued by the genuine ``moica-g2`` CA key with one field changed, and a card profile is
-written from the copy by :func:`emulator.applets.moica_profile.write_profile`. Everything
+written from the copy by :func:`eidemu.emulator.pki.moica_profiles.write_profile`. Everything
 else (keys, PIN, the other certificates, the card interface) is that of ``moica-g2-valid-1``.
 
 Defects:
@@ -23,10 +23,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtensionOID
-
-from emulator.applets.moica_profile import write_profile
-from emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES
-from emulator.profile import PROFILE_DIR
+from eidemu.emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES
+from eidemu.emulator.pki.moica_profiles import write_profile
+from eidemu.emulator.profile import PROFILE_DIR
 
 PKI = PROFILE_DIR.parent / "pki"
 SLUG = "g2-valid-1"

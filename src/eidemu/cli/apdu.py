@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from emulator.iso7816.apdu import CommandAPDU, parse_hex
-from emulator.iso7816.sw import CardError, is_success
+from eidemu.emulator.iso7816.apdu import CommandAPDU, parse_hex
+from eidemu.emulator.iso7816.sw import CardError, is_success
 
 from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
 from .show import format_exchange
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "apdu",
         help="send APDUs to a card and print the decoded responses",
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, CardError) as exc:
             raise UsageError(f"APDU {text!r}: {exc}") from None
         commands.append(raw)
-    from conformance.connection import open_card
+    from eidemu.conformance.connection import open_card
 
     if args.profile:
         uri = f"emulator:{args.profile}" + (f"?state={args.state}" if args.state else "")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tracer = None
         if trace_file is not None:
-            from emulator.trace import JsonLinesTracer
+            from eidemu.emulator.trace import JsonLinesTracer
 
             tracer = JsonLinesTracer(trace_file, source=connection.description)
         failed = False

@@ -25,13 +25,13 @@ from . import EXIT_CARD_ERROR, EXIT_OK
 from .show import format_exchange
 
 if TYPE_CHECKING:
-    from conformance.connection import CardConnection
+    from eidemu.conformance.connection import CardConnection
 
 DEFAULT_PROFILE = "moica-g2-valid-1"
 DOCUMENT = "eidemu demo: 報稅 2026 (a document to sign)".encode()
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="sign with an emulated citizen certificate card in a virtual PC/SC reader",
@@ -79,7 +79,7 @@ def step(number: int, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emulator.profile import load_profile
+    from eidemu.emulator.profile import load_profile
 
     profile = load_profile(args.profile)
     card = profile.build()
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         connection = None if args.in_process else _virtual_reader(stack, card)
         if connection is None:
-            from conformance.connection import InProcessConnection
+            from eidemu.conformance.connection import InProcessConnection
 
             connection = InProcessConnection(card, f"emulator:{profile.name}")
             step(1, "the card runs in this process (no virtual reader)")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _virtual_reader(stack: ExitStack, card: object) -> CardConnection | None:
     """Start pcscd + vpcd privately, serve the card, connect through pyscard; or explain."""
-    from emulator.transport import pcscd
+    from eidemu.emulator.transport import pcscd
 
     run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="eidemu-demo-"))
     step(1, "starting a private pcscd with the vpcd virtual reader driver")
@@ -120,8 +120,8 @@ def _virtual_reader(stack: ExitStack, card: object) -> CardConnection | None:
     reader = instance.reader_name(0)
     print(f"    pcscd pid {instance.pid}, reader {reader!r} ({time.monotonic() - started:.2f} s)")
 
-    from conformance.pcsc import PcscConnection
-    from emulator.transport.vpcd import CardSlots
+    from eidemu.conformance.pcsc import PcscConnection
+    from eidemu.emulator.transport.vpcd import CardSlots
 
     step(2, f"inserting the emulated card into {reader!r}")
     slots = stack.enter_context(CardSlots("localhost", instance.port, backoff=(0.01, 0.2)))
@@ -144,8 +144,8 @@ def _signing_flow(connection: ShownConnection, pin: str) -> bool:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-    from conformance.flows.moica_relying_party import validate_signer
-    from conformance.moica import MoicaCard
+    from eidemu.conformance.flows.moica_relying_party import validate_signer
+    from eidemu.conformance.moica import MoicaCard
 
     client = MoicaCard(connection)
     step(3, "reading the card number and version (EF 0900/0903, 0900/0905)")

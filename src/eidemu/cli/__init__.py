@@ -13,14 +13,14 @@ from collections.abc import Sequence
 
 # Each module has register(subparsers); a subcommand's handler returns the exit code.
 SUBCOMMAND_MODULES = (
-    "emulator.cli.demo",
-    "emulator.cli.apdu",
-    "emulator.cli.profile",
-    "emulator.cli.serve",
-    "emulator.cli.pcscd",
-    "emulator.cli.pki",
-    "emulator.cli.conformance",
-    "emulator.cli.record",
+    "eidemu.cli.demo",
+    "eidemu.cli.apdu",
+    "eidemu.cli.profile",
+    "eidemu.cli.serve",
+    "eidemu.cli.pcscd",
+    "eidemu.cli.pki",
+    "eidemu.cli.conformance",
+    "eidemu.cli.record",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
@@ -56,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="eidemu: %(message)s")
-    from conformance.connection import CardConnectionError
-    from emulator.profile import ProfileError
-    from emulator.state import StateError
+    from eidemu.conformance.connection import CardConnectionError
+    from eidemu.emulator.profile import ProfileError
+    from eidemu.emulator.state import StateError
 
     try:
         return int(args.handler(args))

@@ -7,7 +7,7 @@ import argparse
 from . import EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="check or show card profile files")
     psub = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
     check = psub.add_parser("check", help="validate profile files; one line per problem")
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from emulator.profile import load_profile
+    from eidemu.emulator.profile import load_profile
 
     for name in args.files:
         profile = load_profile(name)
@@ -28,8 +28,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from emulator.iso7816.fs import DF, RecordEF, TransparentEF
-    from emulator.profile import load_profile
+    from eidemu.emulator.iso7816.fs import DF, RecordEF, TransparentEF
+    from eidemu.emulator.profile import load_profile
 
     profile = load_profile(args.file)
     card = profile.build()

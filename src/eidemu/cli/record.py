@@ -1,6 +1,6 @@
 """``eidemu record``: capture an application's session with a real card as a JSON-lines trace.
 
-A relay (:mod:`conformance.record`) sits in a vpcd slot as a card and forwards every
+A relay (:mod:`eidemu.conformance.record`) sits in a vpcd slot as a card and forwards every
 command to the card in a PC/SC reader; the application uses the virtual reader
 (``Virtual PCD 00 0N``) instead of the real one. Stop with Ctrl-C, SIGTERM or ``quit`` on
 standard input.
@@ -18,7 +18,7 @@ from typing import IO, Any
 from . import EXIT_OK, EXIT_USAGE
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "record",
         help="relay a real card into a vpcd slot and record every APDU exchange (PINs masked)",
@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | None = None) -> int:
-    from conformance.pcsc import PcscConnection
-    from conformance.record import RelayCard
-    from emulator.trace import JsonLinesTracer
-    from emulator.transport.vpcd import VPCD_PORT, CardSlots, connect_to_vpcd
+    from eidemu.conformance.pcsc import PcscConnection
+    from eidemu.conformance.record import RelayCard
+    from eidemu.emulator.trace import JsonLinesTracer
+    from eidemu.emulator.transport.vpcd import VPCD_PORT, CardSlots, connect_to_vpcd
 
     from .serve import NOT_LISTENING_HINT, parse_address, reader_name
 

@@ -15,7 +15,7 @@ from typing import Any
 from . import EXIT_CARD_ERROR, EXIT_OK, EXIT_USAGE, UsageError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "conformance",
         help="run APDU test scripts against a card; lint and import scripts",
@@ -100,7 +100,7 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
 
 
 def _variables(items: list[str]) -> dict[str, bytes]:
-    from emulator.iso7816.apdu import parse_hex
+    from eidemu.emulator.iso7816.apdu import parse_hex
 
     out = {}
     for item in items:
@@ -119,7 +119,7 @@ def _tokens(items: list[str]) -> list[str]:
 
 
 def _open_card(args: argparse.Namespace) -> Any:
-    from conformance.runner import CardUnderTest
+    from eidemu.conformance.runner import CardUnderTest
 
     card = CardUnderTest(args.card, card_config=args.card_config)
     card.declaration = card.declaration.merged(_tokens(args.tokens), _variables(args.var))
@@ -127,8 +127,8 @@ def _open_card(args: argparse.Namespace) -> Any:
 
 
 def _scripts(args: argparse.Namespace) -> list[Any]:
-    from conformance.runner import load_catalogue
-    from conformance.script import ScriptError
+    from eidemu.conformance.runner import load_catalogue
+    from eidemu.conformance.script import ScriptError
 
     extra = [Path(p) for p in args.scripts]
     for path in extra:
@@ -141,7 +141,7 @@ def _scripts(args: argparse.Namespace) -> list[Any]:
 
 
 def _selected(args: argparse.Namespace) -> list[Any]:
-    from conformance.runner import select_tests
+    from eidemu.conformance.runner import select_tests
 
     selected = select_tests(_scripts(args), args.select)
     if not selected:
@@ -153,7 +153,7 @@ def _selected(args: argparse.Namespace) -> list[Any]:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from conformance.script import ScriptError, load_scripts
+    from eidemu.conformance.script import ScriptError, load_scripts
 
     problems = 0
     count = 0
@@ -179,8 +179,8 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from conformance.importers import import_file
-    from conformance.script import Script, ScriptError, format_script
+    from eidemu.conformance.importers import import_file
+    from eidemu.conformance.script import Script, ScriptError, format_script
 
     try:
         test = import_file(Path(args.file), args.fmt, args.id, args.title)
@@ -213,8 +213,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    from conformance.reports import html_report, junit_xml
-    from conformance.runner import Outcome, RunOptions, run_tests, summary
+    from eidemu.conformance.reports import html_report, junit_xml
+    from eidemu.conformance.runner import Outcome, RunOptions, run_tests, summary
 
     selected = _selected(args)
     card = _open_card(args)
@@ -265,7 +265,7 @@ class _progress:
                 task = self.progress.add_task(self.card, total=self.total, last="")
 
                 def on_rich(result: Any) -> None:
-                    from conformance.runner import Outcome
+                    from eidemu.conformance.runner import Outcome
 
                     if result.outcome in (Outcome.FAILED, Outcome.ERROR):
                         self.progress.console.print(
@@ -287,9 +287,9 @@ class _progress:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from conformance.replay import replay_trace
-    from conformance.runner import Outcome
-    from conformance.script import ScriptError
+    from eidemu.conformance.replay import replay_trace
+    from eidemu.conformance.runner import Outcome
+    from eidemu.conformance.script import ScriptError
 
     card = _open_card(args)
     try:

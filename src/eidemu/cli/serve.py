@@ -31,7 +31,7 @@ NOT_LISTENING_HINT = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve emulated cards in a virtual PC/SC reader (pcscd + vsmartcard's vpcd)",
@@ -68,7 +68,7 @@ class Server:
     """The serve command's state: cards by slot, their output lines, the shutdown flag."""
 
     def __init__(self, args: argparse.Namespace, out: IO[str]) -> None:
-        from emulator.transport.vpcd import VPCD_PORT, CardSlots
+        from eidemu.emulator.transport.vpcd import VPCD_PORT, CardSlots
 
         self.out = out
         self.done = threading.Event()
@@ -114,11 +114,11 @@ class Server:
     def insert(
         self, slot: int, profile_name: str, state: str | None = None, connected: socket.socket | None = None
     ) -> None:
-        from emulator.profile import load_profile
+        from eidemu.emulator.profile import load_profile
 
         card = load_profile(profile_name).build(state)
         if self.trace_file is not None:
-            from emulator.trace import JsonLinesTracer
+            from eidemu.emulator.trace import JsonLinesTracer
 
             card.tracer = JsonLinesTracer(self.trace_file, source=f"slot{slot}:{profile_name}")
         self.profiles[slot] = profile_name
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
         # loads while vpcd's next poll is still to come (it waits for the ATR if need be).
         connected: dict[int, socket.socket] = {}
         if not server.listen:
-            from emulator.transport.vpcd import connect_to_vpcd
+            from eidemu.emulator.transport.vpcd import connect_to_vpcd
 
             for slot in range(args.slot, args.slot + len(args.profile)):
                 address = f"{server.slots.host}:{server.slots.port(slot)}"

@@ -9,18 +9,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from eidemu.fixtures import fixture_path
+
 from . import EXIT_OK, UsageError
 
-DEFAULT_PKI_DIR = Path("fixtures/pki")
+DEFAULT_PKI_DIR = fixture_path("pki")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from emulator.pki import DEFAULT_BASE_URL, DEFAULT_SEED
+def register(sub: argparse._SubParsersAction) -> None:
+    from eidemu.emulator.pki import DEFAULT_BASE_URL, DEFAULT_SEED
 
     p = sub.add_parser("pki", help="generate the test PKI or serve its CRLs and OCSP")
     psub = p.add_subparsers(dest="pki_command", metavar="ACTION", required=True)
     gen = psub.add_parser("generate", help="rebuild the test CAs, identities, certificates and CRLs")
-    gen.add_argument("--out", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help=f"default {DEFAULT_PKI_DIR}")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="where to write it (fixtures/pki in a checkout is the shipped one)",
+    )
     gen.add_argument(
         "--base-url",
         default=DEFAULT_BASE_URL,
@@ -30,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N", help="identity seed")
     gen.set_defaults(handler=run_generate)
     serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
-    serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help=f"default {DEFAULT_PKI_DIR}")
+    serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help="default: the shipped TEST PKI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.set_defaults(handler=run_serve)
@@ -60,7 +68,7 @@ def progress_display() -> Iterator[Callable[[int, int, str], None]]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from emulator.pki.generate import generate_pki
+    from eidemu.emulator.pki.generate import generate_pki
 
     started = time.monotonic()
     with progress_display() as report:
@@ -73,7 +81,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from emulator.pki.services import serve_forever
+    from eidemu.emulator.pki.services import serve_forever
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port out of range: {args.port}")

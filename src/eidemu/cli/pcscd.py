@@ -2,7 +2,7 @@
 
 ``start`` prints the shell lines clients need on standard output (so ``eval "$(eidemu
 pcscd start)"`` works) and everything else on standard error. See
-:mod:`emulator.transport.pcscd` for how the instance is isolated from a system pcscd.
+:mod:`eidemu.emulator.transport.pcscd` for how the instance is isolated from a system pcscd.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from . import EXIT_CARD_ERROR, EXIT_OK, EXIT_USAGE
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pcscd",
         help="start, stop or inspect a private pcscd with a vpcd reader (leaves a system pcscd alone)",
@@ -32,7 +32,7 @@ def _exports(environment: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emulator.transport import pcscd
+    from eidemu.emulator.transport import pcscd
 
     if args.action == "start":
         try:
