@@ -37,6 +37,7 @@ os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")  # befo
 
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+
 from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data  # noqa: E402
 
 SLUG = "g2-valid-1"
@@ -113,6 +114,7 @@ def measure_run(
     interpreter (and its GIL) with the measuring client. ``swap`` puts the card in slot 1.
     """
     from bench_pcsc import Presence  # type: ignore[import-not-found]
+
     from eidemu.conformance.pcsc import PcscConnection
 
     presence = Presence()

@@ -26,8 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "emulator")]
 
-from eidemu.emulator.iso7816.sw import describe_sw  # noqa: E402
 from test_fuzz import InvariantViolation, run_random  # noqa: E402
+
+from eidemu.emulator.iso7816.sw import describe_sw  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

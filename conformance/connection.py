@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.iso7816.apdu import ResponseAPDU
-from eidemu.emulator.iso7816.card import Card
 
 
 class CardConnectionError(Exception):

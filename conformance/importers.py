@@ -4,7 +4,7 @@
   comments, ``exit``) and its session output (``> command`` / ``< response : text``).
 - ``hex``: plain traces, one APDU per line, optionally followed by the response after
   ``->``, ``=>`` or ``|``.
-- ``trace``: the JSON-lines traces of :mod:`eidemu.emulator.trace` (``eidemu apdu --trace``,
+- ``trace``: the JSON-lines traces of :mod:`eidemu.emulator.iso7816.trace` (``eidemu apdu --trace``,
   ``eidemu conformance run --trace``, ``eidemu record``).
 
 Every importer returns a :class:`~eidemu.conformance.script.TestCase`; recorded responses become
@@ -86,7 +86,7 @@ def send_step(command_hex: str, response: bytes | None, location: Location) -> S
 def _template(command_hex: str, location: Location, refused: bool = False) -> CommandTemplate:
     if "*" not in command_hex:
         return CommandTemplate(raw=command_hex.upper())
-    # Reference data was redacted (eidemu.emulator.trace.redacted_hex): restore the structure
+    # Reference data was redacted (eidemu.emulator.iso7816.trace.redacted_hex): restore the structure
     # and let the user supply the secret as a variable.
     header = command_hex[:8].upper()
     ins, p2 = int(header[2:4], 16), header[6:8]
@@ -169,7 +169,7 @@ def from_lines(text: str, source: str, style: str) -> list[Step]:
 
 
 def from_trace(text: str, source: str) -> list[Step]:
-    """Steps from an :mod:`eidemu.emulator.trace` JSON-lines trace.
+    """Steps from an :mod:`eidemu.emulator.iso7816.trace` JSON-lines trace.
 
     A response line may carry ``"mask": ["data"]`` or ``["data[4:12]"]`` to declare bytes
     that legitimately differ; they are masked in the step.

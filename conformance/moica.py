@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from asn1crypto import algos, cms, x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
-from eidemu.emulator.applets import pkcs15
+
+from eidemu.emulator.formats import pkcs15
 
 from .connection import CardConnection
 

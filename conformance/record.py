@@ -4,7 +4,7 @@
 (the card side of :mod:`eidemu.emulator.transport.vpcd`, exactly as ``eidemu serve`` inserts an
 emulated card). An application using the virtual reader talks to the relay; the relay
 forwards every command APDU to the card in reader R and returns the card's response
-unchanged, and writes both to a JSON-lines trace (:mod:`eidemu.emulator.trace`, PIN data of
+unchanged, and writes both to a JSON-lines trace (:mod:`eidemu.emulator.iso7816.trace`, PIN data of
 VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER masked). The trace is what
 ``eidemu conformance import --from trace`` and ``eidemu replay`` read.
 
@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Protocol
 
-from eidemu.emulator.trace import JsonLinesTracer
+from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
 from .connection import CardConnection, CardConnectionError
 

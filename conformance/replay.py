@@ -1,6 +1,6 @@
 """Replay a recorded APDU trace against another card and report where the answers differ.
 
-The trace is the JSON-lines format of :mod:`eidemu.emulator.trace`. Each recorded exchange becomes
+The trace is the JSON-lines format of :mod:`eidemu.emulator.iso7816.trace`. Each recorded exchange becomes
 a step whose expectations are the recorded response (see :mod:`eidemu.conformance.importers`):
 status word and data exactly, except data that is fresh by design (challenges, signatures,
 authentication cryptograms), compared by length. More masks are declared per step, either

@@ -6,7 +6,7 @@ JUnit XML follows the schema CI servers read (Jenkins, GitLab, GitHub actions): 
 
 The HTML report needs no network or script: a summary by category with an inline SVG bar
 chart, then every test, failures first, with each step's APDU and response decoded. PIN
-data is masked with :func:`eidemu.emulator.trace.redacted_hex`.
+data is masked with :func:`eidemu.emulator.iso7816.trace.redacted_hex`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from eidemu.emulator.iso7816.sw import describe_ins, describe_sw
-from eidemu.emulator.trace import redacted_hex
+from eidemu.emulator.iso7816.trace import redacted_hex
 
 from .runner import OUTCOME_ORDER, Outcome, StepResult, TestResult, summary
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
 from eidemu.emulator.iso7816.apdu import ResponseAPDU, parse_hex
 from eidemu.fixtures import fixture_path
 
@@ -291,7 +292,7 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
     with _trace_file(options, test) as trace:
         tracer = None
         if trace is not None:
-            from eidemu.emulator.trace import JsonLinesTracer
+            from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
             tracer = JsonLinesTracer(trace, source=card.description)
             tracer.event("test", id=test.id, title=test.title)

@@ -158,7 +158,7 @@ class ServedConnection:
 
 def open_served(target: str) -> ServedConnection:
     """Opener for ``served:PROFILE[?vpcd=HOST:PORT&slot=N&reader=NAME&timeout=S]``."""
-    from eidemu.emulator.transport.vpcd import VPCD_PORT
+    from eidemu.emulator.formats.vpcd_wire import VPCD_PORT
 
     from .vpcd import parse_address
 

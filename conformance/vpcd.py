@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 
-from eidemu.emulator.transport.vpcd import (
+from eidemu.emulator.formats.vpcd_wire import (
     CTRL_ATR,
     CTRL_POWER_OFF,
     CTRL_POWER_ON,

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
 from eidemu.fixtures import fixture_path
 
+from .cardos.card import Application, Card, SymmetricKey
+from .cardos.fs import DF, File, RecordEF, TransparentEF
+from .cardos.security import NEVER, AccessCondition, Pin
 from .iso7816.apdu import parse_hex
-from .iso7816.card import Application, Card, SymmetricKey
-from .iso7816.fs import DF, File, RecordEF, TransparentEF
-from .iso7816.security import NEVER, AccessCondition, Pin
 
 PROFILE_VERSION = 1
 PROFILE_DIR = fixture_path("profiles")

@@ -14,7 +14,8 @@ import datetime as dt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
-from eidemu.emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
+
+from eidemu.emulator.formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
 
 from ..moica import MoicaCard
 from ..pythontests import CheckFailed, FlowContext

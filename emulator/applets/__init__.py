@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..iso7816.card import Application
-from ..iso7816.commands import IsoApplication
+from ..cardos.card import Application
+from ..cardos.commands import IsoApplication
 from .moica import MoicaGen1Application
 
 APPLICATION_TYPES: dict[str, type[Application]] = {

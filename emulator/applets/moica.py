@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from ..cardos.card import Card, Channel, FastHandler, Handler
+from ..cardos.commands import READ, IsoApplication
+from ..cardos.fs import DF, File, RecordEF
+from ..cardos.security import Pin
 from ..iso7816.apdu import CommandAPDU
-from ..iso7816.card import Card, Channel, FastHandler, Handler
-from ..iso7816.commands import READ, IsoApplication
 from ..iso7816.crypto import BlockCipher
-from ..iso7816.fs import DF, File, RecordEF
-from ..iso7816.security import Pin
 from ..iso7816.sw import INS, SW, CardError, verify_failed
 from ..iso7816.tlv import TLVError, iter_tlv
 

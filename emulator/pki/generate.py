@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from ..formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, encode_moica_sda
 from . import DEFAULT_BASE_URL, DEFAULT_SEED
-from .asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, encode_moica_sda
 from .identities import Identity, generate_identities
 
 MANIFEST_NAME = "manifest.json"

@@ -23,10 +23,11 @@ from pathlib import Path
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from eidemu.fixtures import fixture_path
 
-from ..applets import pkcs15
 from ..applets.moica import ATR_GEN1, DEFAULT_TRANSPORT_KEY, public_key_records
+from ..formats import pkcs15
 
 FIXTURES = fixture_path()
 

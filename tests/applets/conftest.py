@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from eidemu.conformance.connection import InProcessConnection
 from eidemu.conformance.moica import MoicaCard
-from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.profile import PROFILE_DIR, Profile, load_profile
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

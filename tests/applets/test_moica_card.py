@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
 from eidemu.emulator.applets.moica import (
     DEFAULT_TRANSPORT_KEY,
@@ -23,7 +24,7 @@ from eidemu.emulator.applets.moica import (
     public_key_records,
     rsa_private_operation,
 )
-from eidemu.emulator.iso7816.card import Card
+from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.iso7816.sw import CardError
 from eidemu.emulator.profile import Profile
 

@@ -22,15 +22,15 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from eidemu.conformance.connection import InProcessConnection
 from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
-from eidemu.emulator.applets import pkcs15
-from eidemu.emulator.iso7816.card import Card
-from eidemu.emulator.iso7816.fs import DF, RecordEF, TransparentEF
+from eidemu.emulator.cardos.card import Card
+from eidemu.emulator.cardos.fs import DF, RecordEF, TransparentEF
+from eidemu.emulator.formats import pkcs15
+from eidemu.emulator.iso7816.trace import JsonLinesTracer
 from eidemu.emulator.pki.moica_profiles import write_profile
 from eidemu.emulator.profile import PROFILE_DIR, ProfileError, load_profile
-from eidemu.emulator.trace import JsonLinesTracer
-
 from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import FIXTURES, VALID, identity_dir, private_key

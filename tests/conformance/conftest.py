@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from eidemu.conformance.runner import CardDeclaration, CardUnderTest, declaration_for, load_catalogue
 
 BROKEN = Path(__file__).resolve().parent / "broken"

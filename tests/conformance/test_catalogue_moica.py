@@ -9,6 +9,7 @@ import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import load_der_x509_certificate
+
 from eidemu.conformance.moica import TEST_TRANSPORT_KEY, MoicaCard, pin_block, protect_pin_data
 from eidemu.conformance.runner import CARDS_FILE, CardUnderTest, Outcome, declaration_for, run_tests, select_tests
 from eidemu.emulator.profile import PROFILE_DIR, load_profile

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from eidemu.conformance.importers import import_file
 from eidemu.conformance.runner import CardUnderTest, Outcome, run_test
 from eidemu.conformance.script import Script, ScriptError, Send, format_script, parse_script

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from eidemu.conformance.connection import InProcessConnection, register_scheme
 from eidemu.conformance.runner import (
     CardDeclaration,

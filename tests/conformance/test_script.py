@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from eidemu.conformance.script import (
     CommandTemplate,
     ExpansionError,

@@ -1,6 +1,7 @@
 import pytest
+
+from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.iso7816.apdu import parse_hex
-from eidemu.emulator.iso7816.card import Card
 from eidemu.emulator.profile import load_profile
 
 

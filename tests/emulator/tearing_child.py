@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from eidemu.emulator.iso7816.card import Card  # noqa: E402
+from eidemu.emulator.cardos.card import Card  # noqa: E402
 from eidemu.emulator.profile import Profile, load_profile  # noqa: E402
 
 SELECT_DEMO = bytes.fromhex("00A4040C07A0000002471001")

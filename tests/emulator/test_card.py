@@ -3,8 +3,9 @@
 import logging
 
 import pytest
+
+from eidemu.emulator.cardos.card import Application
 from eidemu.emulator.iso7816.apdu import CommandAPDU
-from eidemu.emulator.iso7816.card import Application
 from eidemu.emulator.iso7816.sw import SW, CardError
 
 from .conftest import PIN_BAD, PIN_OK, Terminal

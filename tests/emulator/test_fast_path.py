@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
-from eidemu.emulator.iso7816.card import Card
-from eidemu.emulator.profile import load_profile
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from eidemu.conformance.moica import TEST_TRANSPORT_KEY, pin_block, protect_pin_data
+from eidemu.emulator.cardos.card import Card
+from eidemu.emulator.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -36,13 +36,14 @@ from typing import Protocol, TypeVar
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from eidemu.emulator.iso7816.apdu import CommandAPDU
-from eidemu.emulator.iso7816.card import Card
-from eidemu.emulator.iso7816.security import Pin
-from eidemu.emulator.profile import load_profile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+
+from eidemu.emulator.cardos.card import Card
+from eidemu.emulator.cardos.security import Pin
+from eidemu.emulator.iso7816.apdu import CommandAPDU
+from eidemu.emulator.profile import load_profile
 
 T = TypeVar("T")
 

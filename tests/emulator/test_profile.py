@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from eidemu.emulator.profile import ProfileError, load_profile
 
 BASE = """\

@@ -5,10 +5,11 @@ the project's reference notes, icao-test-vectors.md).
 """
 
 import pytest
+
+from eidemu.emulator.cardos.card import Card
+from eidemu.emulator.cardos.commands import IsoApplication
+from eidemu.emulator.cardos.fs import DF, TransparentEF
 from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
-from eidemu.emulator.iso7816.card import Card
-from eidemu.emulator.iso7816.commands import IsoApplication
-from eidemu.emulator.iso7816.fs import DF, TransparentEF
 from eidemu.emulator.iso7816.sm import CardSession, SessionKeys, TerminalSession, pad_iso9797_m2, retail_mac
 
 KS_ENC = bytes.fromhex("979EC13B1CBFE9DCD01AB0FED307EAE5")

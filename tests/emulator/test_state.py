@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+
 from eidemu.emulator.profile import ProfileError
 from eidemu.emulator.state import StateError, StateStore
 

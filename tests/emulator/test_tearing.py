@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from eidemu.emulator.iso7816.fs import TransparentEF
+
+from eidemu.emulator.cardos.fs import TransparentEF
 from eidemu.emulator.profile import load_profile
 from eidemu.emulator.state import StateStore
 

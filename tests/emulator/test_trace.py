@@ -3,7 +3,7 @@
 import io
 import json
 
-from eidemu.emulator.trace import JsonLinesTracer, redacted_hex
+from eidemu.emulator.iso7816.trace import JsonLinesTracer, redacted_hex
 
 from .conftest import PIN_OK, Terminal
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from eidemu.emulator.profile import load_profile
 from eidemu.emulator.transport import pcscd
 from eidemu.emulator.transport.vpcd import CardSlots

@@ -9,6 +9,7 @@ so there destructive tests are SKIPPED unless allowed.
 from __future__ import annotations
 
 import pytest
+
 from eidemu.conformance.runner import CardUnderTest, Outcome, load_catalogue, run_tests, select_tests
 
 from .conftest import READER0, wait_for_card

@@ -15,10 +15,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
 from eidemu.conformance.pcsc import PcscConnection
 from eidemu.emulator.profile import load_profile
-
 from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import READER0, wait_for_card

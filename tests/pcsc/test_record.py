@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import signal
 
+from eidemu.cli import main as eidemu
 from eidemu.conformance.pcsc import PcscConnection
 from eidemu.conformance.runner import CardUnderTest, Outcome, run_test
 from eidemu.conformance.script import parse_script
-
-from eidemu.cli import main as eidemu
 
 from .conftest import READER0, READER1, start_cli, wait_for_card
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from eidemu.conformance.connection import CardConnectionError, open_card
 from eidemu.conformance.pcsc import PcscConnection
 from eidemu.conformance.vpcd import VpcdConnection

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from eidemu.emulator.pki.generate import generate_pki
 from eidemu.emulator.pki.services import PkiHttpServer
 from eidemu.emulator.pki.store import TestPki

@@ -7,6 +7,9 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eidemu.emulator.pki.identities import (
     CHECKSUM_WEIGHTS,
     LETTER_VALUES,
@@ -20,8 +23,6 @@ from eidemu.emulator.pki.identities import (
     national_id_check_digit,
     to_roc_date,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_published_example_is_valid() -> None:

@@ -10,7 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
-from eidemu.emulator.pki.asn1 import decode_moica_sda
+
+from eidemu.emulator.formats.moica_asn1 import decode_moica_sda
 from eidemu.emulator.pki.identities import is_valid_card_number, is_valid_national_id
 from eidemu.emulator.pki.store import TestPki
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
+
 from eidemu.emulator.pki.services import PkiHttpServer, RevocationAuthority
 from eidemu.emulator.pki.store import TestPki
 

@@ -9,8 +9,6 @@ import asyncio
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
-from eidemu.emulator.pki.services import PkiHttpServer
-from eidemu.emulator.pki.store import TestPki
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (
     ExpiredError,
@@ -22,6 +20,9 @@ from pyhanko_certvalidator.errors import (
 )
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
+
+from eidemu.emulator.pki.services import PkiHttpServer
+from eidemu.emulator.pki.store import TestPki
 
 RULES = {
     "crl": RevocationCheckingRule.CRL_REQUIRED,

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from eidemu.conformance.vpcd import VpcdConnection
 
 from eidemu.cli import build_parser, main
+from eidemu.conformance.vpcd import VpcdConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 

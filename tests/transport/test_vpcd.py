@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+
 from eidemu.conformance.connection import CardConnectionError, open_card
 from eidemu.conformance.vpcd import VpcdConnection
 from eidemu.emulator.profile import load_profile

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tracer = None
         if trace_file is not None:
-            from eidemu.emulator.trace import JsonLinesTracer
+            from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
             tracer = JsonLinesTracer(trace_file, source=connection.description)
         failed = False

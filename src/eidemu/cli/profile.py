@@ -28,7 +28,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from eidemu.emulator.iso7816.fs import DF, RecordEF, TransparentEF
+    from eidemu.emulator.cardos.fs import DF, RecordEF, TransparentEF
     from eidemu.emulator.profile import load_profile
 
     profile = load_profile(args.file)

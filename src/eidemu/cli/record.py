@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | None = None) -> int:
     from eidemu.conformance.pcsc import PcscConnection
     from eidemu.conformance.record import RelayCard
-    from eidemu.emulator.trace import JsonLinesTracer
+    from eidemu.emulator.iso7816.trace import JsonLinesTracer
     from eidemu.emulator.transport.vpcd import VPCD_PORT, CardSlots, connect_to_vpcd
 
     from .serve import NOT_LISTENING_HINT, parse_address, reader_name

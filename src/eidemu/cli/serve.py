@@ -118,7 +118,7 @@ class Server:
 
         card = load_profile(profile_name).build(state)
         if self.trace_file is not None:
-            from eidemu.emulator.trace import JsonLinesTracer
+            from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
             card.tracer = JsonLinesTracer(self.trace_file, source=f"slot{slot}:{profile_name}")
         self.profiles[slot] = profile_name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eidemu.emulator.iso7816.sw import describe_ins, describe_sw
-from eidemu.emulator.trace import redacted_hex
+from eidemu.emulator.iso7816.trace import redacted_hex
 
 
 def spaced(hex_text: str) -> str:

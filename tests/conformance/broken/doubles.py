@@ -14,10 +14,10 @@ Options (each off by default):
 from __future__ import annotations
 
 from eidemu.emulator.applets import APPLICATION_TYPES
+from eidemu.emulator.cardos.card import Channel
+from eidemu.emulator.cardos.commands import IsoApplication
+from eidemu.emulator.cardos.security import Pin
 from eidemu.emulator.iso7816.apdu import CommandAPDU
-from eidemu.emulator.iso7816.card import Channel
-from eidemu.emulator.iso7816.commands import IsoApplication
-from eidemu.emulator.iso7816.security import Pin
 from eidemu.emulator.iso7816.sw import CardError, verify_failed
 
 

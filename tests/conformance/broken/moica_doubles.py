@@ -23,7 +23,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtensionOID
-from eidemu.emulator.pki.asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES
+
+from eidemu.emulator.formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES
 from eidemu.emulator.pki.moica_profiles import write_profile
 from eidemu.emulator.profile import PROFILE_DIR
 

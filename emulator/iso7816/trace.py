@@ -14,8 +14,8 @@ import threading
 import time
 from typing import IO, Any
 
-from .iso7816.apdu import CommandAPDU
-from .iso7816.sw import describe_ins, describe_sw
+from .apdu import CommandAPDU
+from .sw import describe_ins, describe_sw
 
 SECRET_INS = frozenset({0x20, 0x24, 0x2C})
 

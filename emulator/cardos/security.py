@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .sw import SW, CardError, verify_failed
+from ..iso7816.sw import SW, CardError, verify_failed
 
 
 @dataclass(frozen=True)

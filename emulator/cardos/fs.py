@@ -1,7 +1,7 @@
 """The card file system: MF, DFs, transparent and linear-record EFs (ISO/IEC 7816-4 §5.3).
 
 Files know their place in the tree and their access conditions; the commands that act on
-them live in :mod:`eidemu.emulator.iso7816.commands`.
+them live in :mod:`eidemu.emulator.cardos.commands`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..iso7816.sw import SW, CardError
+from ..iso7816.tlv import TLV
 from .security import ALWAYS, NEVER, AccessCondition
-from .sw import SW, CardError
-from .tlv import TLV
 
 MF_FID = 0x3F00
 

@@ -1,9 +1,10 @@
 """BER-TLV codec (ISO 7816-4 §6.3, ISO 8825-1 §8.1)."""
 
 import pytest
-from eidemu.emulator.iso7816.tlv import TLV, TLVError, encode_length, find, iter_tlv, parse_all
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eidemu.emulator.iso7816.tlv import TLV, TLVError, encode_length, find, iter_tlv, parse_all
 
 
 def test_multi_byte_tag_and_long_lengths():

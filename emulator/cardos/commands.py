@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .apdu import CommandAPDU
+from ..iso7816.apdu import CommandAPDU
+from ..iso7816.crypto import ecb_encryptor
+from ..iso7816.sw import INS, SW, CardError
+from ..iso7816.tlv import TLV, TLVError, find
 from .card import Application, Card, Channel, FastHandler
-from .crypto import ecb_encryptor
 from .fs import DF, EF, MF_FID, File, RecordEF, TransparentEF
 from .security import Pin
-from .sw import INS, SW, CardError
-from .tlv import TLV, TLVError, find
 
 # Operations named in access rules.
 READ, UPDATE = "read", "update"

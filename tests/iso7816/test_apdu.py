@@ -1,6 +1,7 @@
 """APDU codec: the four ISO 7816-3 cases, short and extended, and strict rejection."""
 
 import pytest
+
 from eidemu.emulator.iso7816.apdu import ApduFormatError, CommandAPDU, ResponseAPDU, parse_hex
 
 

@@ -4,6 +4,7 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from eidemu.emulator.iso7816.crypto import BlockCipher, triple_des
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .apdu import CommandAPDU
+from ..iso7816.apdu import CommandAPDU
+from ..iso7816.sw import INS, SW, CardError
 from .fs import DF, EF, File
 from .security import Pin, SecurityState
-from .sw import INS, SW, CardError
 
 if TYPE_CHECKING:
     from ..state import StateStore
