@@ -1,0 +1,204 @@
+"""Chip Authentication version 1 (ICAO 9303-11 §6.2; BSI TR-03110-1 §3.2), both roles.
+
+The chip holds a static key pair whose public key and domain parameters are in DG14
+(ChipAuthenticationPublicKeyInfo, §9.2.6). The terminal sends an ephemeral public key on
+the same domain parameters, either in MSE:Set KAT (DO 91, 3DES only, §6.2.4.1) or with
+MSE:Set AT (OID) and GENERAL AUTHENTICATE ``7C {80 PK_IFD}`` (§6.2.4.2). Both compute
+K = KA(SK, PK) and derive new session keys KS_enc = KDF(K, 1), KS_mac = KDF(K, 2); the
+chip answers under the old keys, then secure messaging restarts with the new keys and
+SSC = 0 (§6.2.3).
+
+ECDH runs on ``cryptography`` for the curves it knows (standard generators, x-coordinate
+shared secret, BSI TR-03111 §4.3.1) and on :mod:`eidemu.emulator.icao.ec` for the
+others; DH on :mod:`eidemu.emulator.icao.dh`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from asn1crypto.core import ObjectIdentifier
+from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
+
+from eidemu.emulator.iso7816.tlv import TLV, TLVError, parse_all
+
+from .dh import DHError, DHGroup
+from .ec import Curve, PointError, RandomSource
+from .errors import ProtocolError
+from .kdf import KDF_ENC, KDF_MAC, kdf
+from .oids import ChipAuthenticationProtocol, KeyAgreement, ca_protocol
+from .pace import DynamicAuthenticationData, domain_parameters
+from .session import SecureMessagingKeys
+
+#: cryptography's curve classes by our curve names (the curves it supports for ECDH)
+_CRYPTOGRAPHY_CURVES: dict[str, type[crypto_ec.EllipticCurve]] = {
+    "secp192r1": crypto_ec.SECP192R1,
+    "secp224r1": crypto_ec.SECP224R1,
+    "secp256r1": crypto_ec.SECP256R1,
+    "secp384r1": crypto_ec.SECP384R1,
+    "secp521r1": crypto_ec.SECP521R1,
+    "brainpoolP256r1": crypto_ec.BrainpoolP256R1,
+    "brainpoolP384r1": crypto_ec.BrainpoolP384R1,
+    "brainpoolP512r1": crypto_ec.BrainpoolP512R1,
+}
+
+
+def ecdh_shared_secret(curve: Curve, private: int, peer_public_key: bytes) -> bytes:
+    """K = x-coordinate of SK * PK as FE2OS (BSI TR-03111 §4.3.1), PK checked on the curve."""
+    try:
+        peer = curve.decode_point(peer_public_key)
+    except PointError as exc:
+        raise ProtocolError(str(exc)) from None
+    known = _CRYPTOGRAPHY_CURVES.get(curve.name)
+    if known is not None:
+        key = crypto_ec.derive_private_key(private, known())
+        public = crypto_ec.EllipticCurvePublicKey.from_encoded_point(known(), peer_public_key)
+        return key.exchange(crypto_ec.ECDH(), public)
+    point = curve.multiply(private, peer)
+    if point is None:
+        raise ProtocolError("key agreement gives the point at infinity")
+    return curve.encode_scalar(point.x)
+
+
+def dh_shared_secret(group: DHGroup, private: int, peer_public_key: bytes) -> bytes:
+    """K = PK^SK mod p as FE2OS of the modulus size (9303-11 §9.6), PK validated."""
+    try:
+        peer = group.decode(peer_public_key)
+    except DHError as exc:
+        raise ProtocolError(str(exc)) from None
+    return group.encode(pow(peer, private, group.p))
+
+
+def _shared_secret(domain: Curve | DHGroup, private: int, peer_public_key: bytes) -> bytes:
+    if isinstance(domain, Curve):
+        return ecdh_shared_secret(domain, private, peer_public_key)
+    return dh_shared_secret(domain, private, peer_public_key)
+
+
+def _public_key(domain: Curve | DHGroup, private: int) -> bytes:
+    if isinstance(domain, Curve):
+        return domain.encode_point(domain.public_key(private))
+    return domain.encode(domain.public_value(private))
+
+
+def _resolve(protocol_oid: str, domain: int | Curve | DHGroup) -> tuple[ChipAuthenticationProtocol, Curve | DHGroup]:
+    protocol = ca_protocol(protocol_oid)
+    resolved = domain_parameters(domain) if isinstance(domain, int) else domain
+    if (protocol.agreement is KeyAgreement.ECDH) != isinstance(resolved, Curve):
+        raise ValueError(f"{protocol_oid} needs {protocol.agreement.value} domain parameters")
+    return protocol, resolved
+
+
+def session_keys(protocol: ChipAuthenticationProtocol, shared_secret: bytes) -> SecureMessagingKeys:
+    """KS_enc = KDF(K, 1), KS_mac = KDF(K, 2), SSC = 0 (9303-11 §6.2.3)."""
+    cipher = protocol.cipher
+    return SecureMessagingKeys(cipher, kdf(shared_secret, KDF_ENC, cipher), kdf(shared_secret, KDF_MAC, cipher), 0)
+
+
+@dataclass(frozen=True)
+class CaChip:
+    """The chip's side: its static key (DG14) and the key agreement with the terminal.
+
+    ``domain`` is a standardized domain parameter ID or explicit parameters;
+    ``private_key`` the static SK_IC (never in a repr).
+    """
+
+    protocol_oid: str
+    domain: int | Curve | DHGroup
+    private_key: int = field(repr=False)
+
+    @property
+    def protocol(self) -> ChipAuthenticationProtocol:
+        return _resolve(self.protocol_oid, self.domain)[0]
+
+    def public_key(self) -> bytes:
+        """PK_IC as DG14 and the terminal use it (uncompressed point or FE2OS of y)."""
+        return _public_key(_resolve(self.protocol_oid, self.domain)[1], self.private_key)
+
+    def authenticate(self, terminal_public_key: bytes) -> SecureMessagingKeys:
+        """The new session keys from the terminal's ephemeral key (9303-11 §6.2.3);
+        :class:`ProtocolError` if that key is not a valid public key of the domain."""
+        protocol, domain = _resolve(self.protocol_oid, self.domain)
+        return session_keys(protocol, _shared_secret(domain, self.private_key, terminal_public_key))
+
+
+class CaTerminal:
+    """The terminal's side: an ephemeral key pair on the chip's domain parameters, the
+    command data carrying its public key, and the new session keys (9303-11 §6.2)."""
+
+    def __init__(
+        self,
+        protocol_oid: str,
+        domain: int | Curve | DHGroup,
+        chip_public_key: bytes,
+        *,
+        rng: RandomSource = os.urandom,
+    ) -> None:
+        self.protocol, self._domain = _resolve(protocol_oid, domain)
+        d = self._domain
+        self._private = d.random_scalar(rng) if isinstance(d, Curve) else d.random_exponent(rng)
+        self.ephemeral_public_key = _public_key(d, self._private)
+        self._chip_public_key = chip_public_key
+
+    def compressed_ephemeral_public_key(self) -> bytes:
+        """Comp(PK_IFD): x-coordinate (ECDH) or SHA-1 of the value (DH), as Terminal
+        Authentication signs it (BSI TR-03110-3 §A.2.2.3)."""
+        d = self._domain
+        if isinstance(d, Curve):
+            return self.ephemeral_public_key[1 : 1 + d.size]
+        return hashlib.sha1(self.ephemeral_public_key).digest()  # noqa: S324 - TR-03110-3 §A.2.2.3
+
+    def mse_set_kat_data(self, key_id: int | None = None) -> bytes:
+        """Data of MSE:Set KAT (P1-P2 41 A6): ``91 PK_IFD [84 key id]`` (9303-11 §6.2.4.1)."""
+        data = TLV(0x91, self.ephemeral_public_key).encode()
+        if key_id is not None:
+            data += TLV(0x84, _key_id(key_id)).encode()
+        return data
+
+    def mse_set_at_data(self, key_id: int | None = None) -> bytes:
+        """Data of MSE:Set AT (P1-P2 41 A4): ``80 OID [84 key id]`` (9303-11 §6.2.4.2)."""
+        data = TLV(0x80, ObjectIdentifier(self.protocol.oid).contents).encode()
+        if key_id is not None:
+            data += TLV(0x84, _key_id(key_id)).encode()
+        return data
+
+    def general_authenticate_data(self) -> DynamicAuthenticationData:
+        """Data of GENERAL AUTHENTICATE: ``7C {80 PK_IFD}`` (9303-11 §6.2.4.2)."""
+        return DynamicAuthenticationData.of((0x80, self.ephemeral_public_key))
+
+    def session_keys(self) -> SecureMessagingKeys:
+        """The keys secure messaging restarts with once the chip has answered 9000."""
+        return session_keys(self.protocol, _shared_secret(self._domain, self._private, self._chip_public_key))
+
+
+def _key_id(key_id: int) -> bytes:
+    return key_id.to_bytes(max(1, (key_id.bit_length() + 7) // 8), "big")
+
+
+@dataclass(frozen=True)
+class MseSetKat:
+    """Parsed data of MSE:Set KAT for Chip Authentication (9303-11 §6.2.4.1)."""
+
+    ephemeral_public_key: bytes
+    key_id: int | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> MseSetKat:
+        """``91 PK [84 key id]``; :class:`ProtocolError` for anything else."""
+        try:
+            objects = parse_all(data)
+        except TLVError as exc:
+            raise ProtocolError(f"MSE:Set KAT data: {exc}") from None
+        values = {o.tag: o.value for o in objects}
+        if 0x91 not in values or set(values) - {0x91, 0x84} or len(values) != len(objects):
+            raise ProtocolError("MSE:Set KAT needs DO 91 and at most DO 84")
+        key_id = int.from_bytes(values[0x84], "big") if 0x84 in values else None
+        return cls(values[0x91], key_id)
+
+    def encode(self) -> bytes:
+        data = TLV(0x91, self.ephemeral_public_key).encode()
+        if self.key_id is not None:
+            data += TLV(0x84, _key_id(self.key_id)).encode()
+        return data
