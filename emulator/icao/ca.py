@@ -19,15 +19,13 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from asn1crypto.core import ObjectIdentifier
 from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
-
-from eidemu.emulator.iso7816.tlv import TLV, TLVError, parse_all
 
 from .dh import DHError, DHGroup
 from .ec import Curve, PointError, RandomSource
 from .errors import ProtocolError
 from .kdf import KDF_ENC, KDF_MAC, kdf
+from .mse import MseSetAt, MseSetKat
 from .oids import ChipAuthenticationProtocol, KeyAgreement, ca_protocol
 from .pace import DynamicAuthenticationData, domain_parameters
 from .session import SecureMessagingKeys
@@ -152,17 +150,11 @@ class CaTerminal:
 
     def mse_set_kat_data(self, key_id: int | None = None) -> bytes:
         """Data of MSE:Set KAT (P1-P2 41 A6): ``91 PK_IFD [84 key id]`` (9303-11 §6.2.4.1)."""
-        data = TLV(0x91, self.ephemeral_public_key).encode()
-        if key_id is not None:
-            data += TLV(0x84, _key_id(key_id)).encode()
-        return data
+        return MseSetKat(self.ephemeral_public_key, key_id).encode()
 
     def mse_set_at_data(self, key_id: int | None = None) -> bytes:
         """Data of MSE:Set AT (P1-P2 41 A4): ``80 OID [84 key id]`` (9303-11 §6.2.4.2)."""
-        data = TLV(0x80, ObjectIdentifier(self.protocol.oid).contents).encode()
-        if key_id is not None:
-            data += TLV(0x84, _key_id(key_id)).encode()
-        return data
+        return MseSetAt(self.protocol.oid, key_reference=key_id).encode()
 
     def general_authenticate_data(self) -> DynamicAuthenticationData:
         """Data of GENERAL AUTHENTICATE: ``7C {80 PK_IFD}`` (9303-11 §6.2.4.2)."""
@@ -171,34 +163,3 @@ class CaTerminal:
     def session_keys(self) -> SecureMessagingKeys:
         """The keys secure messaging restarts with once the chip has answered 9000."""
         return session_keys(self.protocol, _shared_secret(self._domain, self._private, self._chip_public_key))
-
-
-def _key_id(key_id: int) -> bytes:
-    return key_id.to_bytes(max(1, (key_id.bit_length() + 7) // 8), "big")
-
-
-@dataclass(frozen=True)
-class MseSetKat:
-    """Parsed data of MSE:Set KAT for Chip Authentication (9303-11 §6.2.4.1)."""
-
-    ephemeral_public_key: bytes
-    key_id: int | None = None
-
-    @classmethod
-    def parse(cls, data: bytes) -> MseSetKat:
-        """``91 PK [84 key id]``; :class:`ProtocolError` for anything else."""
-        try:
-            objects = parse_all(data)
-        except TLVError as exc:
-            raise ProtocolError(f"MSE:Set KAT data: {exc}") from None
-        values = {o.tag: o.value for o in objects}
-        if 0x91 not in values or set(values) - {0x91, 0x84} or len(values) != len(objects):
-            raise ProtocolError("MSE:Set KAT needs DO 91 and at most DO 84")
-        key_id = int.from_bytes(values[0x84], "big") if 0x84 in values else None
-        return cls(values[0x91], key_id)
-
-    def encode(self) -> bytes:
-        data = TLV(0x91, self.ephemeral_public_key).encode()
-        if self.key_id is not None:
-            data += TLV(0x84, _key_id(self.key_id)).encode()
-        return data

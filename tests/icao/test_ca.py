@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from eidemu.emulator.icao import oids
-from eidemu.emulator.icao.ca import CaChip, CaTerminal, MseSetKat, ecdh_shared_secret
+from eidemu.emulator.icao.ca import CaChip, CaTerminal, ecdh_shared_secret
 from eidemu.emulator.icao.ec import curve
 from eidemu.emulator.icao.errors import ProtocolError
+from eidemu.emulator.icao.kdf import PasswordType
+from eidemu.emulator.icao.mse import MseSetAt, MseSetKat
 from eidemu.emulator.icao.pace import DynamicAuthenticationData
 from eidemu.emulator.iso7816.apdu import CommandAPDU
 
@@ -29,7 +31,7 @@ def test_round_trip_and_restarted_secure_messaging(oid: str, parameter_id: int) 
     terminal = CaTerminal(oid, parameter_id, chip.public_key())
     # the chip reads the terminal's key from either command form
     kat = MseSetKat.parse(terminal.mse_set_kat_data(key_id=1))
-    assert (kat.ephemeral_public_key, kat.key_id) == (terminal.ephemeral_public_key, 1)
+    assert (kat.ephemeral_public_key, kat.key_reference) == (terminal.ephemeral_public_key, 1)
     ga = DynamicAuthenticationData.parse(terminal.general_authenticate_data().encode())
     assert ga.get(0x80) == terminal.ephemeral_public_key
 
@@ -69,11 +71,32 @@ def test_chip_refuses_an_invalid_terminal_key() -> None:
         dh_chip.authenticate(bytes(127) + b"\x02")
 
 
-def test_mse_set_kat_parse_errors() -> None:
-    for bad in ("8401 01", "91 00 85 00", "9102 0400 9102 0400", "91"):
-        with pytest.raises(ProtocolError):
-            MseSetKat.parse(bytes.fromhex(bad.replace(" ", "")))
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("840101", "DO 91\\) missing"),
+        ("91008500", "unexpected data object 85"),
+        ("910204009102 0400", "repeated"),
+        ("91", "truncated"),
+    ],
+)
+def test_mse_set_kat_parse_errors(bad: str, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        MseSetKat.parse(bytes.fromhex(bad.replace(" ", "")))
+
+
+def test_mse_set_kat_and_at_round_trip() -> None:
     assert MseSetKat(b"\x04\x01", 3).encode() == bytes.fromhex("91020401840103")
+    assert MseSetKat.parse(bytes.fromhex("91020401840103")) == MseSetKat(b"\x04\x01", 3)
+    # PACE with the CAN on brainpoolP256r1 (9303-11 §4.4.4.1)
+    pace = bytes.fromhex("800A04007F00070202040202 830102 84010D".replace(" ", ""))
+    parsed = MseSetAt.parse(pace)
+    assert parsed == MseSetAt(oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128, PasswordType.CAN, 13)
+    assert parsed.encode() == pace
+    with pytest.raises(ProtocolError, match="unknown password reference 9"):
+        MseSetAt.parse(bytes.fromhex("800A04007F00070202040202830109"))
+    with pytest.raises(ProtocolError, match="DO 80\\) missing"):
+        MseSetAt.parse(bytes.fromhex("830102"))
 
 
 def test_protocol_and_domain_must_agree() -> None:

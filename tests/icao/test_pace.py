@@ -278,3 +278,41 @@ def test_timing_of_one_ecdh_gm_brainpool_p256_run() -> None:
     elapsed = time.perf_counter() - start
     print(f"PACE ECDH-GM brainpoolP256r1, both sides: {elapsed * 1000:.1f} ms")
     assert elapsed < 5.0
+
+
+@pytest.mark.parametrize(
+    ("oid", "parameter_id"),
+    [
+        (oids.ID_PACE_ECDH_CAM_AES_CBC_CMAC_128, 13),
+        (oids.ID_PACE_ECDH_CAM_AES_CBC_CMAC_192, 16),
+        (oids.ID_PACE_ECDH_CAM_AES_CBC_CMAC_256, 12),
+    ],
+)
+def test_chip_authentication_mapping_round_trip(oid: str, parameter_id: int) -> None:
+    c = curve(oids.standardized_domain_parameters(parameter_id).name)
+    static_key = c.random_scalar()
+    chip_public = c.encode_point(c.public_key(static_key))
+    password = PacePassword.can("123456")
+    chip = PaceChip(oid, parameter_id, password, chip_authentication_key=static_key)
+    wire, result = run(chip, PaceTerminal(oid, parameter_id, password))
+    final = DynamicAuthenticationData.parse(wire[-1])
+    assert [o.tag for o in final.objects] == [0x86, 0x8A]
+    order_size = (c.n.bit_length() + 7) // 8
+    assert len(final.get(0x8A) or b"") == (order_size // 16 + 1) * 16  # CA_IC padded, method 2
+    assert result.ca_ic is not None and len(result.ca_ic) == order_size
+    assert result.chip_mapping_public_key == DynamicAuthenticationData.parse(wire[3]).get(0x82)
+    result.verify_chip_authentication(chip_public, c)
+    # another chip's key (a clone without the private key) is refused
+    other = c.encode_point(c.public_key(c.random_scalar()))
+    with pytest.raises(AuthenticationFailed, match="does not match the chip's key"):
+        result.verify_chip_authentication(other, c)
+
+
+def test_chip_authentication_mapping_needs_the_key_and_gm_has_no_ca_data() -> None:
+    with pytest.raises(ValueError, match="PACE-CAM needs"):
+        PaceChip(oids.ID_PACE_ECDH_CAM_AES_CBC_CMAC_128, 13, PacePassword.can("1"))
+    password = PacePassword.can("123456")
+    oid = oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128
+    _, result = run(PaceChip(oid, 13, password), PaceTerminal(oid, 13, password))
+    with pytest.raises(ProtocolError, match="not PACE-CAM"):
+        result.verify_chip_authentication(b"", curve("brainpoolP256r1"))
