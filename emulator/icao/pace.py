@@ -149,6 +149,16 @@ class KeyAgreementGroup(ABC, Generic[E]):
         """Generic mapping: G' = s*G + H, or g' = g^s * h mod p (9303-11 §4.4.3.3.1)."""
 
     @abstractmethod
+    def map_integrated(self, value: int) -> E:
+        """Integrated mapping of R_p(s, t): f_G (ECDH, 9303-11 Appendix B) or
+        f_g(x) = x^((p-1)/q) mod p (DH), 9303-11 §4.4.3.3.2."""
+
+    @property
+    @abstractmethod
+    def field_prime(self) -> int:
+        """p of GF(p), the modulus R_p(s, t) reduces into."""
+
+    @abstractmethod
     def shared_secret(self, element: E) -> bytes:
         """The octet string K of an agreed element: x-coordinate (ECDH), FE2OS (DH), §9.6."""
 
@@ -197,6 +207,13 @@ class EcGroup(KeyAgreementGroup[Point]):
             raise ProtocolError("the mapped generator is the point at infinity")
         return mapped
 
+    def map_integrated(self, value: int) -> Point:
+        return encode_to_curve(self.curve, value)
+
+    @property
+    def field_prime(self) -> int:
+        return self.curve.p
+
     def shared_secret(self, element: Point) -> bytes:
         return self.curve.encode_scalar(element.x)
 
@@ -243,6 +260,17 @@ class DhGroup(KeyAgreementGroup[int]):
             raise ProtocolError("the mapped generator is the neutral element")
         return mapped
 
+    def map_integrated(self, value: int) -> int:
+        p, q = self.group.p, self.group.q
+        mapped = pow(value, (p - 1) // q, p)
+        if mapped in (0, 1):
+            raise ProtocolError("the mapped generator is the neutral element")
+        return mapped
+
+    @property
+    def field_prime(self) -> int:
+        return self.group.p
+
     def shared_secret(self, element: int) -> bytes:
         return self.group.encode(element)
 
@@ -251,6 +279,66 @@ class DhGroup(KeyAgreementGroup[int]):
 
     def compressed(self, element: int) -> bytes:
         return hashlib.sha1(self.encode(element)).digest()  # noqa: S324 - Comp() of TR-03110-3 §A.2.2.3
+
+
+# c0, c1 of the pseudo-random number mapping (9303-11 §4.4.3.3.2)
+_C_128 = (bytes.fromhex("a668892a7c41e3ca739f40b057d85904"), bytes.fromhex("a4e136ac725f738b01c1f60217c188ad"))
+_C_256 = (
+    bytes.fromhex("d463d65234124ef7897054986dca0a174e28df758cbaa03f240616414d5a1676"),
+    bytes.fromhex("54bd7255f0aaf831bec3423fcf39d69b6cbf066677d0faae5aadd99df8e53517"),
+)
+
+
+def nonce_length(cipher: CipherSuite) -> int:
+    """Bytes of the nonce s: the smallest multiple of the block size not shorter than the
+    key (9303-11 §4.4.3.3; 3DES counts as a 128-bit key), 16 or 32 bytes."""
+    block = cipher.block_size
+    return -(-cipher.key_length // block) * block
+
+
+def pseudo_random_mapping(cipher: CipherSuite, s: bytes, t: bytes, p: int) -> int:
+    """R_p(s, t) of the integrated mapping (9303-11 §4.4.3.3.2, Figure 2).
+
+    k_0 = E(t, s); then for i = 1..n, with the key k_(i-1) truncated to the key size:
+    k_i = E(k_(i-1), c0) and x_i = E(k_(i-1), c1); the result is int(x_1 || ... || x_n)
+    mod p, n the smallest number with n*l >= log2(p) + 64. E is CBC with a zero IV.
+    """
+    c0, c1 = _C_128 if len(s) == 16 else _C_256
+    if len(s) != len(c0):
+        raise ProtocolError(f"a nonce of {len(s)} bytes cannot be mapped (16 or 32 expected)")
+    n = -(-(p.bit_length() + 64) // (8 * len(s)))
+    key = encrypt_cbc(cipher, t, s)
+    out = []
+    for _ in range(n):
+        key = key[: cipher.key_length]
+        out.append(encrypt_cbc(cipher, key, c1))
+        key = encrypt_cbc(cipher, key, c0)
+    return int.from_bytes(b"".join(out), "big") % p
+
+
+def encode_to_curve(curve: Curve, t: int) -> Point:
+    """f_G: a field element to a curve point (9303-11 Appendix B.2, affine coordinates;
+    the simplified SWU encoding of Brier et al. for p = 3 mod 4)."""
+    p, a, b = curve.p, curve.a, curve.b
+    if p % 4 != 3:
+        raise ValueError(f"the integrated mapping needs p = 3 mod 4, which {curve.name} does not have")
+    alpha = -t * t % p
+    alpha_sum = (alpha + alpha * alpha) % p
+    x2 = -b * (1 + alpha_sum) * pow(a * alpha_sum, p - 2, p) % p
+    x3 = alpha * x2 % p
+    h2 = (x2 * x2 * x2 + a * x2 + b) % p
+    u = pow(t, 3, p) * h2 % p
+    root = pow(h2, p - 1 - (p + 1) // 4, p)  # h2^(-1/2) if h2 is a square
+    if root * root * h2 % p == 1:
+        point = Point(x2, root * h2 % p)
+    else:
+        point = Point(x3, root * u % p)
+    if curve.h != 1:
+        mapped = curve.multiply(curve.h, point)
+        if mapped is None:
+            raise ProtocolError("the mapped generator is the point at infinity")
+        point = mapped
+    return point
 
 
 def domain_parameters(parameter_id: int) -> Curve | DHGroup:
@@ -365,8 +453,6 @@ class _PaceParty:
         resolved = domain_parameters(domain) if isinstance(domain, int) else domain
         if (self.protocol.agreement is KeyAgreement.ECDH) != isinstance(resolved, Curve):
             raise ValueError(f"{protocol_oid} needs {self.protocol.agreement.value} domain parameters")
-        if self.protocol.mapping is Mapping.INTEGRATED:
-            raise ValueError("the integrated mapping is not implemented")
         self.domain = resolved
         self.group: KeyAgreementGroup[Any] = key_agreement_group(resolved)
         self.cipher = self.protocol.cipher
@@ -440,23 +526,30 @@ class PaceChip(_PaceParty):
         with self._step_guard(0):
             if command.objects:
                 raise ProtocolError("step 1 of PACE carries no data objects")
-            nonce = self._rng(self.cipher.block_size)
-            self._nonce = int.from_bytes(nonce, "big")
-            z = encrypt_nonce(self.cipher, self._k_pi, nonce)
+            self._nonce = self._rng(nonce_length(self.cipher))
+            z = encrypt_nonce(self.cipher, self._k_pi, self._nonce)
         return DynamicAuthenticationData.of((DATag.ENCRYPTED_NONCE, z))
 
     def map_nonce(self, command: DynamicAuthenticationData) -> DynamicAuthenticationData:
-        """Step 2 (generic mapping): ``7C {81 PK_map,IFD}`` -> ``7C {82 PK_map,IC}``;
-        G' = s*G + SK_map,IC * PK_map,IFD (9303-11 §4.4.3.3.1)."""
+        """Step 2. Generic mapping (and CAM): ``7C {81 PK_map,IFD}`` -> ``7C {82 PK_map,IC}``,
+        G' = s*G + SK_map,IC * PK_map,IFD (9303-11 §4.4.3.3.1). Integrated mapping:
+        ``7C {81 t}`` -> ``7C {82 (empty)}``, G' = f_G(R_p(s, t)) (§4.4.3.3.2, §4.4.5.2.2)."""
         g = self.group
         with self._step_guard(1):
             terminal_mapping = command.require(DATag.MAPPING_DATA_IFD, "mapping data")
+            if self.protocol.mapping is Mapping.INTEGRATED:
+                if len(terminal_mapping) != self.cipher.key_length:
+                    raise ProtocolError(f"nonce t of {len(terminal_mapping)} bytes, expected {self.cipher.key_length}")
+                r = pseudo_random_mapping(self.cipher, self._nonce, terminal_mapping, g.field_prime)
+                self._generator = g.map_integrated(r)
+                self._mapping_public = b""
+                return DynamicAuthenticationData.of((DATag.MAPPING_DATA_IC, b""))
             peer = g.decode(terminal_mapping)
             self._sk_map = g.random_private(self._rng)
             self._mapping_public = g.encode(g.public_key(self._sk_map, g.generator))
             if self._mapping_public == terminal_mapping:
                 raise ProtocolError("the terminal's mapping key equals the chip's")
-            self._generator = g.map_generic(self._nonce, g.agree(self._sk_map, peer))
+            self._generator = g.map_generic(int.from_bytes(self._nonce, "big"), g.agree(self._sk_map, peer))
         return DynamicAuthenticationData.of((DATag.MAPPING_DATA_IC, self._mapping_public))
 
     def key_agreement(self, command: DynamicAuthenticationData) -> DynamicAuthenticationData:
@@ -524,25 +617,37 @@ class PaceTerminal(_PaceParty):
         return DynamicAuthenticationData()
 
     def map_nonce(self, response: DynamicAuthenticationData) -> DynamicAuthenticationData:
-        """From ``7C {80 z}``: recover s = D(K_π, z) and send ``7C {81 PK_map,IFD}``."""
+        """From ``7C {80 z}``: recover s = D(K_π, z) and send ``7C {81 PK_map,IFD}``
+        (generic mapping, CAM) or ``7C {81 t}`` with a fresh nonce t (integrated mapping)."""
         g = self.group
         with self._step_guard(0):
             z = response.require(DATag.ENCRYPTED_NONCE, "encrypted nonce")
-            self._nonce = int.from_bytes(decrypt_nonce(self.cipher, self._k_pi, z), "big")
+            self._nonce = decrypt_nonce(self.cipher, self._k_pi, z)
+            if self.protocol.mapping is Mapping.INTEGRATED:
+                self._mapping_public = self._rng(self.cipher.key_length)  # the nonce t, sent in clear
+                return DynamicAuthenticationData.of((DATag.MAPPING_DATA_IFD, self._mapping_public))
             self._sk_map = g.random_private(self._rng)
             self._mapping_public = g.encode(g.public_key(self._sk_map, g.generator))
         return DynamicAuthenticationData.of((DATag.MAPPING_DATA_IFD, self._mapping_public))
 
     def key_agreement(self, response: DynamicAuthenticationData) -> DynamicAuthenticationData:
-        """From ``7C {82 PK_map,IC}``: G' = s*G + SK_map,IFD * PK_map,IC; send ``7C {83 PK_DH,IFD}``."""
+        """From ``7C {82 PK_map,IC}``: G' = s*G + SK_map,IFD * PK_map,IC (integrated mapping:
+        an empty 82 and G' = f_G(R_p(s, t))); send ``7C {83 PK_DH,IFD}``."""
         g = self.group
         with self._step_guard(1):
-            chip_mapping = response.require(DATag.MAPPING_DATA_IC, "mapping data")
-            peer = g.decode(chip_mapping)
-            if chip_mapping == self._mapping_public:
-                raise ProtocolError("the chip's mapping key equals the terminal's")
-            self._chip_mapping_public = chip_mapping
-            self._generator = g.map_generic(self._nonce, g.agree(self._sk_map, peer))
+            if self.protocol.mapping is Mapping.INTEGRATED:
+                if response.get(DATag.MAPPING_DATA_IC):
+                    raise ProtocolError("the integrated mapping's answer must be an empty DO 82")
+                self._chip_mapping_public = b""
+                r = pseudo_random_mapping(self.cipher, self._nonce, self._mapping_public, g.field_prime)
+                self._generator = g.map_integrated(r)
+            else:
+                chip_mapping = response.require(DATag.MAPPING_DATA_IC, "mapping data")
+                peer = g.decode(chip_mapping)
+                if chip_mapping == self._mapping_public:
+                    raise ProtocolError("the chip's mapping key equals the terminal's")
+                self._chip_mapping_public = chip_mapping
+                self._generator = g.map_generic(int.from_bytes(self._nonce, "big"), g.agree(self._sk_map, peer))
             self._sk = g.random_private(self._rng)
             self._own = g.encode(g.public_key(self._sk, self._generator))
         return DynamicAuthenticationData.of((DATag.EPHEMERAL_PUBLIC_KEY_IFD, self._own))
