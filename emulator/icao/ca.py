@@ -19,10 +19,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric import dh as crypto_dh
 from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
 
-from .dh import DHError, DHGroup
+from .dh import GROUPS, DHError, DHGroup
 from .ec import Curve, PointError, RandomSource
+from .ec import curve as ec_curve
 from .errors import ProtocolError
 from .kdf import KDF_ENC, KDF_MAC, kdf
 from .mse import MseSetAt, MseSetKat
@@ -106,6 +108,21 @@ class CaChip:
     protocol_oid: str
     domain: int | Curve | DHGroup
     private_key: int = field(repr=False)
+
+    @classmethod
+    def from_private_key(
+        cls, protocol_oid: str, key: crypto_ec.EllipticCurvePrivateKey | crypto_dh.DHPrivateKey
+    ) -> CaChip:
+        """A chip key from a ``cryptography`` key object (as a profile's PEM file loads):
+        the curve is found by name, the DH group by its modulus."""
+        if isinstance(key, crypto_ec.EllipticCurvePrivateKey):
+            return cls(protocol_oid, ec_curve(key.curve.name), key.private_numbers().private_value)
+        numbers = key.private_numbers()
+        p = numbers.public_numbers.parameter_numbers.p
+        for candidate in GROUPS.values():
+            if candidate.p == p:
+                return cls(protocol_oid, candidate, numbers.x)
+        raise ValueError("the DH key is not on a standardized group of ICAO 9303-11 §9.5.1")
 
     @property
     def protocol(self) -> ChipAuthenticationProtocol:
