@@ -8,9 +8,8 @@ K = KA(SK, PK) and derive new session keys KS_enc = KDF(K, 1), KS_mac = KDF(K, 2
 chip answers under the old keys, then secure messaging restarts with the new keys and
 SSC = 0 (§6.2.3).
 
-ECDH runs on ``cryptography`` for the curves it knows (standard generators, x-coordinate
-shared secret, BSI TR-03111 §4.3.1) and on :mod:`eidemu.emulator.icao.ec` for the
-others; DH on :mod:`eidemu.emulator.icao.dh`.
+ECDH runs through :mod:`eidemu.emulator.icao.ec` (OpenSSL for the curves it knows, the
+x-coordinate as shared secret, BSI TR-03111 §4.3.1); DH on :mod:`eidemu.emulator.icao.dh`.
 """
 
 from __future__ import annotations
@@ -32,18 +31,6 @@ from .oids import ChipAuthenticationProtocol, KeyAgreement, ca_protocol
 from .pace import DynamicAuthenticationData, domain_parameters
 from .session import SecureMessagingKeys
 
-#: cryptography's curve classes by our curve names (the curves it supports for ECDH)
-_CRYPTOGRAPHY_CURVES: dict[str, type[crypto_ec.EllipticCurve]] = {
-    "secp192r1": crypto_ec.SECP192R1,
-    "secp224r1": crypto_ec.SECP224R1,
-    "secp256r1": crypto_ec.SECP256R1,
-    "secp384r1": crypto_ec.SECP384R1,
-    "secp521r1": crypto_ec.SECP521R1,
-    "brainpoolP256r1": crypto_ec.BrainpoolP256R1,
-    "brainpoolP384r1": crypto_ec.BrainpoolP384R1,
-    "brainpoolP512r1": crypto_ec.BrainpoolP512R1,
-}
-
 
 def ecdh_shared_secret(curve: Curve, private: int, peer_public_key: bytes) -> bytes:
     """K = x-coordinate of SK * PK as FE2OS (BSI TR-03111 §4.3.1), PK checked on the curve."""
@@ -51,15 +38,10 @@ def ecdh_shared_secret(curve: Curve, private: int, peer_public_key: bytes) -> by
         peer = curve.decode_point(peer_public_key)
     except PointError as exc:
         raise ProtocolError(str(exc)) from None
-    known = _CRYPTOGRAPHY_CURVES.get(curve.name)
-    if known is not None:
-        key = crypto_ec.derive_private_key(private, known())
-        public = crypto_ec.EllipticCurvePublicKey.from_encoded_point(known(), peer_public_key)
-        return key.exchange(crypto_ec.ECDH(), public)
-    point = curve.multiply(private, peer)
-    if point is None:
-        raise ProtocolError("key agreement gives the point at infinity")
-    return curve.encode_scalar(point.x)
+    try:
+        return curve.shared_x(private, peer)
+    except PointError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def dh_shared_secret(group: DHGroup, private: int, peer_public_key: bytes) -> bytes:

@@ -8,7 +8,10 @@ y^2 = x^3 + a*x + b over GF(p) (BSI TR-03111 §2.3), points in Jacobian coordina
 the loops, affine outside.
 
 Not hardened against timing side channels: the emulator's keys are TEST keys, and the
-terminal side runs in a test harness.
+terminal side runs in a test harness. Multiples of the standard generator and x-only key
+agreements go through ``cryptography`` (OpenSSL) for the curves it knows
+(:meth:`Curve.multiply_generator`, :meth:`Curve.shared_x`); the tests check both paths
+give the same points.
 
 Curve parameters: RFC 5639 §3 (brainpoolP192r1 ... brainpoolP512r1) and FIPS 186-4
 §D.1.2 (P-192 ... P-521), the curves of 9303-11 §9.5.1's standardized domain parameters.
@@ -19,6 +22,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec as openssl_ec
 
 
 class PointError(ValueError):
@@ -185,10 +190,57 @@ class Curve:
 
     def public_key(self, private: int, generator: Point | None = None) -> Point:
         """private * G (or * ``generator``, the mapped G' of PACE)."""
-        point = self.multiply(private, generator or self.generator)
+        if generator is None or generator == self.generator:
+            return self.multiply_generator(private)
+        point = self.multiply(private, generator)
         if point is None:
             raise PointError("private key gives the point at infinity")
         return point
+
+    # -- the same operations through OpenSSL where it knows the curve
+
+    def _openssl(self) -> openssl_ec.EllipticCurve | None:
+        known = OPENSSL_CURVES.get(self.name)
+        return known() if known is not None else None
+
+    def multiply_generator(self, k: int) -> Point:
+        """k*G for the standard generator; :class:`PointError` if k = 0 mod n."""
+        k %= self.n
+        if k == 0:
+            raise PointError("a multiple of n gives the point at infinity")
+        known = self._openssl()
+        if known is None:
+            point = self.multiply(k, self.generator)
+            assert point is not None  # k is in [1, n-1] and G has order n
+            return point
+        numbers = openssl_ec.derive_private_key(k, known).public_key().public_numbers()
+        return Point(numbers.x, numbers.y)
+
+    def shared_x(self, k: int, peer: Point) -> bytes:
+        """FE2OS of the x-coordinate of k*peer, the ECDH shared secret (BSI TR-03111 §4.3.1)."""
+        k %= self.n
+        known = self._openssl()
+        if known is None or k == 0:
+            point = self.multiply(k, peer)
+            if point is None:
+                raise PointError("key agreement gives the point at infinity")
+            return self.encode_scalar(point.x)
+        key = openssl_ec.derive_private_key(k, known)
+        public = openssl_ec.EllipticCurvePublicKey.from_encoded_point(known, self.encode_point(peer))
+        return key.exchange(openssl_ec.ECDH(), public)
+
+
+#: ``cryptography``'s classes for the curves it supports, by our names
+OPENSSL_CURVES: dict[str, type[openssl_ec.EllipticCurve]] = {
+    "secp192r1": openssl_ec.SECP192R1,
+    "secp224r1": openssl_ec.SECP224R1,
+    "secp256r1": openssl_ec.SECP256R1,
+    "secp384r1": openssl_ec.SECP384R1,
+    "secp521r1": openssl_ec.SECP521R1,
+    "brainpoolP256r1": openssl_ec.BrainpoolP256R1,
+    "brainpoolP384r1": openssl_ec.BrainpoolP384R1,
+    "brainpoolP512r1": openssl_ec.BrainpoolP512R1,
+}
 
 
 #: The curves of ICAO 9303-11 §9.5.1 by name.

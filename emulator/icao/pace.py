@@ -159,8 +159,8 @@ class KeyAgreementGroup(ABC, Generic[E]):
         """p of GF(p), the modulus R_p(s, t) reduces into."""
 
     @abstractmethod
-    def shared_secret(self, element: E) -> bytes:
-        """The octet string K of an agreed element: x-coordinate (ECDH), FE2OS (DH), §9.6."""
+    def shared_secret(self, private: int, peer: E) -> bytes:
+        """The shared secret K = KA(SK, PK) as octets: x-coordinate (ECDH), FE2OS (DH), §9.6."""
 
     @abstractmethod
     def key_data_object(self, element: E) -> TLV:
@@ -202,7 +202,8 @@ class EcGroup(KeyAgreementGroup[Point]):
         return point
 
     def map_generic(self, nonce: int, h: Point) -> Point:
-        mapped = self.curve.add(self.curve.multiply(nonce, self.curve.generator), h)
+        s_g = self.curve.multiply_generator(nonce) if nonce % self.curve.n else None
+        mapped = self.curve.add(s_g, h)
         if mapped is None:
             raise ProtocolError("the mapped generator is the point at infinity")
         return mapped
@@ -214,8 +215,11 @@ class EcGroup(KeyAgreementGroup[Point]):
     def field_prime(self) -> int:
         return self.curve.p
 
-    def shared_secret(self, element: Point) -> bytes:
-        return self.curve.encode_scalar(element.x)
+    def shared_secret(self, private: int, peer: Point) -> bytes:
+        try:
+            return self.curve.shared_x(private, peer)
+        except PointError as exc:
+            raise ProtocolError(str(exc)) from None
 
     def key_data_object(self, element: Point) -> TLV:
         return TLV(0x86, self.encode(element))
@@ -271,8 +275,8 @@ class DhGroup(KeyAgreementGroup[int]):
     def field_prime(self) -> int:
         return self.group.p
 
-    def shared_secret(self, element: int) -> bytes:
-        return self.group.encode(element)
+    def shared_secret(self, private: int, peer: int) -> bytes:
+        return self.group.encode(self.agree(private, peer))
 
     def key_data_object(self, element: int) -> TLV:
         return TLV(0x84, unsigned_integer(element))
@@ -563,7 +567,7 @@ class PaceChip(_PaceParty):
             self._own = g.encode(g.public_key(sk, self._generator))
             if self._own == self._peer:
                 raise ProtocolError("the terminal's ephemeral key equals the chip's (9303-11 §4.4.1 d)")
-            self._keys = _session_keys(self.cipher, g.shared_secret(g.agree(sk, peer)))
+            self._keys = _session_keys(self.cipher, g.shared_secret(sk, peer))
         return DynamicAuthenticationData.of((DATag.EPHEMERAL_PUBLIC_KEY_IC, self._own))
 
     def mutual_authentication(self, command: DynamicAuthenticationData) -> DynamicAuthenticationData:
@@ -660,7 +664,7 @@ class PaceTerminal(_PaceParty):
             peer = g.decode(self._peer)
             if self._peer == self._own:
                 raise ProtocolError("the chip's ephemeral key equals the terminal's (9303-11 §4.4.1 d)")
-            self._keys = _session_keys(self.cipher, g.shared_secret(g.agree(self._sk, peer)))
+            self._keys = _session_keys(self.cipher, g.shared_secret(self._sk, peer))
             token = self._token(self._keys, peer)
         return DynamicAuthenticationData.of((DATag.AUTHENTICATION_TOKEN_IFD, token))
 

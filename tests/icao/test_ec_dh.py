@@ -32,7 +32,10 @@ def test_public_keys_match_openssl(name: str) -> None:
     c = curve(name)
     key = ec.generate_private_key(OPENSSL_CURVES[name])
     expected = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    assert c.encode_point(c.public_key(key.private_numbers().private_value)) == expected
+    k = key.private_numbers().private_value
+    pure = c.multiply(k, c.generator)  # the pure-Python arithmetic, not the OpenSSL shortcut
+    assert pure is not None and c.encode_point(pure) == expected
+    assert c.public_key(k) == pure
 
 
 @pytest.mark.parametrize("name", sorted(CURVES))
@@ -44,6 +47,12 @@ def test_group_laws(name: str) -> None:
     assert c.add(c.multiply(c.n - 1, g), g) is None
     assert c.multiply(2, g) == c.add(g, g)
     assert c.multiply(5, g) == c.add(c.multiply(2, g), c.multiply(3, g))
+    k = 0xDEADBEEF12345
+    assert c.multiply_generator(k) == c.multiply(k, g)
+    p = c.multiply(0xC0FFEE, g)
+    assert p is not None
+    q = c.multiply(k, p)
+    assert q is not None and c.shared_x(k, p) == c.encode_scalar(q.x)
     row = next(r for r in oids.STANDARDIZED_DOMAIN_PARAMETERS.values() if r.name == name)
     assert c.p.bit_length() == row.bits
 
