@@ -427,6 +427,7 @@ class PaceResult:
     """
 
     protocol: PaceProtocol
+    domain: Curve | DHGroup
     keys: SecureMessagingKeys
     chip_public_key: bytes
     terminal_public_key: bytes
@@ -436,11 +437,15 @@ class PaceResult:
     car1: bytes | None = None
     car2: bytes | None = None
 
-    def verify_chip_authentication(self, chip_static_public_key: bytes, curve: Curve) -> None:
-        """PACE-CAM: check CA_IC against the chip's static key (9303-11 §4.4.3.5.2)."""
-        if self.ca_ic is None:
+    def verify_chip_authentication(self, chip_static_public_key: bytes) -> None:
+        """PACE-CAM: check CA_IC against the chip's static key PK_IC, an uncompressed point
+        from the ChipAuthenticationPublicKeyInfo of EF.CardSecurity (9303-11 §4.4.3.5.2);
+        :class:`AuthenticationFailed` if it does not match."""
+        if self.ca_ic is None or not isinstance(self.domain, Curve):
             raise ProtocolError("no chip authentication data: the protocol is not PACE-CAM")
-        verify_chip_authentication_mapping(curve, chip_static_public_key, self.chip_mapping_public_key, self.ca_ic)
+        verify_chip_authentication_mapping(
+            self.domain, chip_static_public_key, self.chip_mapping_public_key, self.ca_ic
+        )
 
 
 class _PaceParty:
@@ -592,6 +597,7 @@ class PaceChip(_PaceParty):
                 items.append((int(DATag.ENCRYPTED_CHIP_AUTHENTICATION_DATA), a_ic))
             self._result = PaceResult(
                 self.protocol,
+                self.domain,
                 self._keys,
                 chip_public_key=self._own,
                 terminal_public_key=self._peer,
@@ -686,6 +692,7 @@ class PaceTerminal(_PaceParty):
                 ca_ic = decrypt_chip_authentication_data(self.cipher, self._keys.ks_enc, a_ic)
             self._result = PaceResult(
                 self.protocol,
+                self.domain,
                 self._keys,
                 chip_public_key=self._peer,
                 terminal_public_key=self._own,

@@ -143,7 +143,7 @@ def test_chip_authentication_mapping_worked_example() -> None:
     assert result.ca_ic == v.CAM_CA_IC
     assert decrypt_chip_authentication_data(oids.AES_128, v.CAM_KS_ENC, v.CAM_A_IC) == v.CAM_CA_IC
     assert encrypt_chip_authentication_data(oids.AES_128, v.CAM_KS_ENC, v.CAM_CA_IC) == v.CAM_A_IC
-    result.verify_chip_authentication(v.CAM_CHIP_STATIC_PUBLIC, BP256)
+    result.verify_chip_authentication(v.CAM_CHIP_STATIC_PUBLIC)
 
 
 def test_cam_token_input_matches_the_printed_data_object() -> None:
