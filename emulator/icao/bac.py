@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from .ec import RandomSource
-from .errors import AuthenticationFailed, ProtocolError
+from .errors import AuthenticationFailed, ProtocolError, SequenceError
 from .kdf import KDF_ENC, KDF_MAC, bac_key_seed, kdf, mrz_information
 from .oids import TDES
 from .session import SecureMessagingKeys, decrypt_cbc, encrypt_cbc, mac
@@ -84,7 +84,7 @@ class BacTerminal:
         """Check the chip's E_IC || M_IC (its RND.IFD and RND.IC must be ours) and derive
         the session keys; :class:`AuthenticationFailed` otherwise."""
         if not self._k_ifd:
-            raise ProtocolError("BAC answer before EXTERNAL AUTHENTICATE data was made")
+            raise SequenceError("BAC answer before EXTERNAL AUTHENTICATE data was made")
         plain = self._keys.open(response)
         rnd_ic, rnd_ifd, k_ic = plain[:8], plain[8:16], plain[16:32]
         if not (hmac.compare_digest(rnd_ic, self._rnd_ic) and hmac.compare_digest(rnd_ifd, self._rnd_ifd)):
@@ -113,7 +113,7 @@ class BacChip:
         """
         rnd_ic, self._rnd_ic = self._rnd_ic, b""
         if not rnd_ic:
-            raise ProtocolError("EXTERNAL AUTHENTICATE without a preceding GET CHALLENGE")
+            raise SequenceError("EXTERNAL AUTHENTICATE without a preceding GET CHALLENGE")
         plain = self._keys.open(data)
         rnd_ifd, their_rnd_ic, k_ifd = plain[:8], plain[8:16], plain[16:32]
         if not hmac.compare_digest(their_rnd_ic, rnd_ic):

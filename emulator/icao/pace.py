@@ -39,7 +39,7 @@ from .dh import DHError, DHGroup, unsigned_integer
 from .dh import group as dh_group
 from .ec import Curve, Point, PointError, RandomSource
 from .ec import curve as ec_curve
-from .errors import AuthenticationFailed, ProtocolError
+from .errors import AuthenticationFailed, ProtocolError, SequenceError
 from .kdf import KDF_ENC, KDF_MAC, PacePassword, kdf
 from .oids import CipherSuite, KeyAgreement, Mapping, PaceProtocol, pace_protocol, standardized_domain_parameters
 from .session import SecureMessagingKeys, decrypt_cbc, encrypt_cbc, mac
@@ -473,9 +473,9 @@ class _PaceParty:
 
     def _expect(self, step: int) -> None:
         if self._failed:
-            raise ProtocolError("PACE has failed; start again with MSE:Set AT")
+            raise SequenceError("PACE has failed; start again with MSE:Set AT")
         if self._step != step:
-            raise ProtocolError(f"PACE step {step + 1} out of order (next is step {self._step + 1})")
+            raise SequenceError(f"PACE step {step + 1} out of order (next is step {self._step + 1})")
 
     @contextmanager
     def _step_guard(self, step: int) -> Iterator[None]:
@@ -496,7 +496,7 @@ class _PaceParty:
     def result(self) -> PaceResult:
         """The outcome once step 4 succeeded; :class:`ProtocolError` before."""
         if self._result is None:
-            raise ProtocolError("PACE has not completed")
+            raise SequenceError("PACE has not completed")
         return self._result
 
 
@@ -506,7 +506,7 @@ class PaceChip(_PaceParty):
     ``domain`` is a standardized domain parameter ID (9303-11 §9.5.1) or explicit
     parameters; ``chip_authentication_key`` the static private key SK_IC for PACE-CAM
     (the key of the ChipAuthenticationPublicKeyInfo in EF.CardSecurity). Any failure
-    ends the run: later steps raise :class:`ProtocolError`.
+    ends the run: later steps raise :class:`SequenceError`.
     """
 
     def __init__(
@@ -527,11 +527,11 @@ class PaceChip(_PaceParty):
         """Answer the next step, whichever it is (the applet's single entry point)."""
         steps = (self.encrypted_nonce, self.map_nonce, self.key_agreement, self.mutual_authentication)
         if self._failed or self._step >= len(steps):
-            raise ProtocolError("PACE has ended; start again with MSE:Set AT")
+            raise SequenceError("PACE has ended; start again with MSE:Set AT")
         return steps[self._step](command)
 
     def encrypted_nonce(self, command: DynamicAuthenticationData) -> DynamicAuthenticationData:
-        """Step 1: ``7C 00`` -> ``7C {80 z}`` with a fresh nonce s of one cipher block."""
+        """Step 1: ``7C 00`` -> ``7C {80 z}`` with a fresh nonce s (:func:`nonce_length` bytes)."""
         with self._step_guard(0):
             if command.objects:
                 raise ProtocolError("step 1 of PACE carries no data objects")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eidemu.emulator.icao.bac import BacChip, BacKeys, BacTerminal, session_keys
-from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError
+from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError, SequenceError
 from eidemu.emulator.icao.kdf import adjust_des_parity, bac_key_seed, check_digit, mrz_information
 
 from . import vectors as v
@@ -75,7 +75,7 @@ def test_chip_refuses_a_wrong_mrz_and_a_stale_challenge() -> None:
     with pytest.raises(AuthenticationFailed, match="MAC does not verify"):
         chip.external_authenticate(command)
     # the challenge was used: a second try without GET CHALLENGE is a state error
-    with pytest.raises(ProtocolError, match="without a preceding GET CHALLENGE"):
+    with pytest.raises(SequenceError, match="without a preceding GET CHALLENGE"):
         chip.external_authenticate(command)
 
 

@@ -12,7 +12,7 @@ import pytest
 from eidemu.emulator.icao import oids
 from eidemu.emulator.icao.dh import group
 from eidemu.emulator.icao.ec import curve
-from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError
+from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError, SequenceError
 from eidemu.emulator.icao.kdf import PacePassword, PasswordType
 from eidemu.emulator.icao.pace import (
     DATag,
@@ -202,9 +202,9 @@ def test_wrong_password_is_detected_by_both_sides(oid: str, parameter_id: int) -
     command = terminal.mutual_authentication(answer)
     with pytest.raises(AuthenticationFailed, match="terminal's authentication token"):
         chip.respond(command)
-    with pytest.raises(ProtocolError, match="PACE has ended"):
+    with pytest.raises(SequenceError, match="PACE has ended"):
         chip.respond(command)
-    with pytest.raises(ProtocolError, match="has not completed"):
+    with pytest.raises(SequenceError, match="has not completed"):
         _ = chip.result
 
     # the terminal, given a chip answer made with other keys, refuses its token
@@ -222,7 +222,7 @@ def test_wrong_password_is_detected_by_both_sides(oid: str, parameter_id: int) -
 def test_steps_out_of_order_and_bad_data_end_the_run() -> None:
     oid = oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128
     chip = PaceChip(oid, 13, PacePassword.can("123456"))
-    with pytest.raises(ProtocolError, match="step 2 out of order"):
+    with pytest.raises(SequenceError, match="step 2 out of order"):
         chip.map_nonce(DynamicAuthenticationData.of((0x81, b"\x04" + bytes(64))))
     chip.respond(DynamicAuthenticationData())
     with pytest.raises(ProtocolError, match="not on brainpoolP256r1"):
