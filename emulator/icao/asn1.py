@@ -103,12 +103,21 @@ class PACEInfo(core.Sequence):
     ]
 
 
+class AlgorithmIdentifier(core.Sequence):
+    """AlgorithmIdentifier (RFC 5280 §4.1.1.2) with the parameters kept as they are encoded."""
+
+    _fields = [
+        ("algorithm", core.ObjectIdentifier),
+        ("parameters", core.Any, {"optional": True}),
+    ]
+
+
 class PACEDomainParameterInfo(core.Sequence):
     """PACEDomainParameterInfo: protocol id-PACE-DH-*/ECDH-*, domainParameter, parameterId (9303-11 §9.2)."""
 
     _fields = [
         ("protocol", core.ObjectIdentifier),
-        ("domain_parameter", algos.AnyAlgorithmIdentifier),
+        ("domain_parameter", AlgorithmIdentifier),
         ("parameter_id", core.Integer, {"optional": True}),
     ]
 
@@ -168,7 +177,7 @@ TypedSecurityInfo = (
 )
 
 
-def _specific_class(protocol: str, info: SecurityInfo) -> type[core.Sequence]:
+def _specific_class(protocol: str) -> type[core.Sequence]:
     """The SecurityInfo subtype a protocol OID selects (9303-11 §9.2); SecurityInfo if unknown."""
     parent = protocol.rsplit(".", 1)[0]
     if parent in (ID_PACE_DH_GM, ID_PACE_ECDH_GM, ID_PACE_DH_IM, ID_PACE_ECDH_IM, ID_PACE_ECDH_CAM):
@@ -195,7 +204,7 @@ def parse_security_infos(der: bytes) -> list[TypedSecurityInfo]:
     infos = SecurityInfos.load(der, strict=True)
     result: list[TypedSecurityInfo] = []
     for info in infos:
-        cls = _specific_class(info["protocol"].dotted, info)
+        cls = _specific_class(info["protocol"].dotted)
         typed = cls.load(info.dump(), strict=True)
         typed.native  # noqa: B018  (force a full parse so malformed members fail here)
         result.append(typed)  # type: ignore[arg-type]

@@ -254,7 +254,7 @@ class Td1Mrz:
     def mrz_information(self) -> str:
         """Document number + check digit + birth date + check digit + expiry + check digit.
 
-        The input of the BAC key seed and the PACE MRZ password (9303-11 §4.3.2, §4.4.3.1); for a
+        The input of the BAC key seed and the PACE MRZ password (9303-11 §4.3 BAC, §4.4 PACE); for a
         long document number the whole number and its own check digit are used, as a reader
         reconstructs them from the MRZ.
         """

@@ -182,6 +182,11 @@ def _name(cn: str) -> x509.Name:
     )
 
 
+def csca_crl_url(base_url: str) -> str:
+    """Where the Document Signers' CRL distribution point says the CSCA CRL is published."""
+    return f"{base_url}crl/{CSCA_NAME}.crl"
+
+
 def _private_key_usage_period(not_before: dt.datetime, not_after: dt.datetime) -> x509.UnrecognizedExtension:
     """privateKeyUsagePeriod (RFC 5280 §4.2.1 / X.509; 9303-12 §7.1 certificate profile)."""
     value = asn1_x509.PrivateKeyUsagePeriod({"not_before": not_before, "not_after": not_after}).dump()
@@ -358,7 +363,7 @@ def new_aa_key(kind: str) -> AaKey:
     if kind == "rsa-2048":
         return rsa.generate_private_key(65537, 2048)
     if kind == "rsa-1024":
-        return rsa.generate_private_key(65537, 1024)
+        return rsa.generate_private_key(65537, 1024)  # noqa: S505  (the classic passport AA key size, TEST)
     if kind == "ecdsa-brainpoolP256r1":
         return ec.generate_private_key(CURVE())
     raise ValueError(f"unknown AA key kind {kind!r}")
@@ -529,7 +534,7 @@ def generate_eid(
             "cert": f"csca/{CSCA_NAME}.cert.pem",
             "key": f"csca/{CSCA_NAME}.key.pem",
             "crl": f"csca/{CSCA_NAME}.crl",
-            "crl_url": f"{base_url}crl/{CSCA_NAME}.crl",
+            "crl_url": csca_crl_url(base_url),
             "subject": csca.cert.subject.rfc4514_string(),
             "master_list": "csca/masterlist.der",
             "algorithm": "ECDSA brainpoolP256r1 SHA-256",
