@@ -207,7 +207,7 @@ def parse_security_infos(der: bytes) -> list[TypedSecurityInfo]:
         cls = _specific_class(info["protocol"].dotted)
         typed = cls.load(info.dump(), strict=True)
         typed.native  # noqa: B018  (force a full parse so malformed members fail here)
-        result.append(typed)  # type: ignore[arg-type]
+        result.append(typed)
     return result
 
 

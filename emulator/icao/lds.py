@@ -581,7 +581,11 @@ class Dg15:
 # --- CMS SignedData: EF.SOD, EF.CardSecurity, master lists (RFC 5652, 9303-12 §4) ----------------
 
 SignerKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
 
 
 def build_signed_data(
@@ -599,7 +603,7 @@ def build_signed_data(
     messageDigest (plus signingTime if given); ``certificates`` are included (the signer first).
     ECDSA keys sign with ecdsa-with-SHA*, RSA keys with PKCS#1 v1.5.
     """
-    algorithm = _HASHES[digest]()
+    algorithm = _HASHES[digest]
     attributes = [
         {"type": "content_type", "values": [content_type]},
         {"type": "message_digest", "values": [hashlib.new(digest, content).digest()]},

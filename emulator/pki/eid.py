@@ -557,13 +557,13 @@ def generate_eid(
         "chips": [],
     }
     by_slug = dict(identities)
-    for spec in chip_specs([slug for slug, _ in identities]):
-        step(f"eID chip {spec.name}")
-        identity = by_slug[spec.slug]
+    for chip_spec in chip_specs([slug for slug, _ in identities]):
+        step(f"eID chip {chip_spec.name}")
+        identity = by_slug[chip_spec.slug]
         ca_key = ec.generate_private_key(CURVE())
-        aa_key = new_aa_key(spec.aa)
+        aa_key = new_aa_key(chip_spec.aa)
         chip = build_chip(identity, ca_key, aa_key, signers, reference)
-        directory = root / "chips" / spec.name
+        directory = root / "chips" / chip_spec.name
         directory.mkdir(parents=True)
         for name, data in chip.files.items():
             (directory / name).write_bytes(data)
@@ -571,10 +571,10 @@ def generate_eid(
         (directory / "aa.key.pem").write_bytes(_key_pem(aa_key))
         (directory / "README.txt").write_text(EID_README, encoding="utf-8")
         record = {
-            "name": spec.name,
-            "slug": spec.slug,
-            "path": f"chips/{spec.name}",
-            "description": spec.description,
+            "name": chip_spec.name,
+            "slug": chip_spec.slug,
+            "path": f"chips/{chip_spec.name}",
+            "description": chip_spec.description,
             "card_number": identity.card_number,
             "can": can_of(identity.card_number),
             "mrz": list(chip.mrz.lines()),
@@ -582,7 +582,7 @@ def generate_eid(
             "date_of_issue": chip.date_of_issue.isoformat(),
             "data_groups": [1, 2, 11, 12, 14, 15],
             "chip_authentication": {"key": "chip-ca.key.pem", "agreement": "ECDH", "curve": "brainpoolP256r1"},
-            "active_authentication": {"key": "aa.key.pem", "algorithm": spec.aa},
+            "active_authentication": {"key": "aa.key.pem", "algorithm": chip_spec.aa},
         }
         (directory / "chip.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", "utf-8")
         manifest["chips"].append(record)

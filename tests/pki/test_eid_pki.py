@@ -31,6 +31,7 @@ from PIL import Image
 from eidemu.cli import main
 from eidemu.emulator.pki import eid
 from eidemu.emulator.pki.identities import Identity
+from eidemu.emulator.pki.store import EidPki, PkiLayoutError
 from eidemu.emulator.profile import ProfileError, _ProfileLoader, load_profile
 
 from .conftest import COMMITTED_PKI
@@ -410,3 +411,16 @@ def test_profile_loads_once_the_emrtd_applet_exists(chip: str) -> None:
         if "unknown application type 'emrtd'" in str(exc):
             pytest.skip("the emrtd application type is not implemented yet")
         raise
+
+
+def test_store_loads_the_eid_pki(tmp_path: Path) -> None:
+    loaded = EidPki.load(COMMITTED_PKI)
+    assert list(loaded.chips) == CHIPS
+    assert loaded.csca == x509.load_pem_x509_certificate(CSCA.read_bytes())
+    assert set(loaded.signers) == {"ds-valid", "ds-expired", "ds-revoked", "ml-signer"}
+    chip = loaded.chips[CHIPS[0]]
+    assert chip.can == chip.record["card_number"][-6:] and len(chip.mrz) == 3
+    assert chip.file("DG1.bin")[:1] == b"\x61"
+    assert loaded.master_list[:1] == b"\x30" and loaded.crl[:1] == b"\x30"
+    with pytest.raises(PkiLayoutError, match=r"no manifest\.json"):
+        EidPki.load(tmp_path)
