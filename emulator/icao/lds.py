@@ -113,18 +113,28 @@ def _tag_list(tags: Sequence[int]) -> bytes:
 
 
 def _split_tag_list(data: bytes) -> tuple[int, ...]:
+    """The tags of a tag list (5C): concatenated BER tags without lengths."""
     tags, offset = [], 0
     while offset < len(data):
         tag = data[offset]
         offset += 1
         if tag & 0x1F == 0x1F:
             while True:
+                if offset >= len(data):
+                    raise LdsError(f"tag list {data.hex().upper()} ends inside a tag")
                 tag = (tag << 8) | data[offset]
                 offset += 1
                 if not data[offset - 1] & 0x80:
                     break
         tags.append(tag)
     return tuple(tags)
+
+
+def _text(value: bytes, encoding: str, what: str) -> str:
+    try:
+        return value.decode(encoding)
+    except UnicodeDecodeError:
+        raise LdsError(f"{what} is not {encoding.upper()} text") from None
 
 
 # --- EF.COM (9303-10 §4.6.1) -------------------------------------------------------------------
@@ -151,8 +161,8 @@ class EfCom:
         value = _unwrap(data, TAG_COM, "EF.COM")
         return cls(
             data_group_tags=_split_tag_list(_child(value, 0x5C, "EF.COM")),
-            lds_version=_child(value, 0x5F01, "EF.COM").decode("ascii"),
-            unicode_version=_child(value, 0x5F36, "EF.COM").decode("ascii"),
+            lds_version=_text(_child(value, 0x5F01, "EF.COM"), "ascii", "EF.COM LDS version"),
+            unicode_version=_text(_child(value, 0x5F36, "EF.COM"), "ascii", "EF.COM Unicode version"),
         )
 
 
@@ -316,7 +326,7 @@ class Dg1:
 
     @classmethod
     def parse(cls, data: bytes) -> Dg1:
-        return cls(Td1Mrz.parse(_child(_unwrap(data, DG_TAGS[1], "DG1"), 0x5F1F, "DG1").decode("ascii")))
+        return cls(Td1Mrz.parse(_text(_child(_unwrap(data, DG_TAGS[1], "DG1"), 0x5F1F, "DG1"), "ascii", "DG1 MRZ")))
 
 
 # --- DG2: face (9303-10 §4.7.2, ISO/IEC 19794-5:2005) -------------------------------------------
@@ -376,9 +386,13 @@ class FaceImage:
             raise LdsError(f"facial record length {record_length} does not match its {len(data)} bytes")
         block_length, points, gender, _, _, _, expression, _, _ = struct.unpack(">IHBBB3sH3s3s", data[14:34])
         offset = 34 + 8 * points
+        if offset + 12 > len(data) or 14 + block_length > len(data):
+            raise LdsError("facial record truncated: feature points or image information missing")
         image_type, data_type, width, height, colour, source, _, _ = struct.unpack(
             ">BBHHBBHH", data[offset : offset + 12]
         )
+        if data_type not in iter(ImageDataType):
+            raise LdsError(f"facial record image data type {data_type:02X} is neither JPEG nor JPEG 2000")
         image = data[offset + 12 : 14 + block_length]
         return cls(image, width, height, gender, expression, image_type, ImageDataType(data_type), colour, source)
 
@@ -464,10 +478,10 @@ class Dg11:
     def parse(cls, data: bytes) -> Dg11:
         items = _read_details(data, DG_TAGS[11], "DG11")
         return cls(
-            full_name=items.get(0x5F0E, b"").decode("utf-8"),
-            personal_number=items.get(0x5F10, b"").decode("utf-8"),
-            place_of_birth=items.get(0x5F11, b"").decode("utf-8"),
-            full_date_of_birth=items.get(0x5F2B, b"").decode("ascii"),
+            full_name=_text(items.get(0x5F0E, b""), "utf-8", "DG11 full name"),
+            personal_number=_text(items.get(0x5F10, b""), "utf-8", "DG11 personal number"),
+            place_of_birth=_text(items.get(0x5F11, b""), "utf-8", "DG11 place of birth"),
+            full_date_of_birth=_text(items.get(0x5F2B, b""), "ascii", "DG11 date of birth"),
         )
 
 
@@ -487,7 +501,10 @@ class Dg12:
     @classmethod
     def parse(cls, data: bytes) -> Dg12:
         items = _read_details(data, DG_TAGS[12], "DG12")
-        return cls(items.get(0x5F19, b"").decode("utf-8"), items.get(0x5F26, b"").decode("ascii"))
+        return cls(
+            _text(items.get(0x5F19, b""), "utf-8", "DG12 issuing authority"),
+            _text(items.get(0x5F26, b""), "ascii", "DG12 date of issue"),
+        )
 
 
 # --- DG14, DG15, EF.CardAccess: SecurityInfos and the AA key (9303-11 §9.2, 9303-10 §4.7.14-15) --

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from asn1crypto import core
@@ -14,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eidemu.emulator.icao import asn1, lds
 
@@ -245,3 +248,72 @@ def test_lds_files_and_sfis() -> None:
     assert lds.dg_file(14) == lds.LdsFile.DG14 == 0x010E
     assert lds.LdsFile.SOD.sfi == 0x1D and lds.CARD_SECURITY_FID == 0x011D
     assert lds.EMRTD_AID == bytes.fromhex("A0 00 00 02 47 10 01")
+
+
+PARSERS = [
+    lds.EfCom.parse,
+    lds.Dg1.parse,
+    lds.Dg2.parse,
+    lds.Dg11.parse,
+    lds.Dg12.parse,
+    lds.Dg15.parse,
+    lambda data: lds.SecurityInfoSet.parse(data, 0x6E),
+    lds.SecurityInfoSet.parse,
+    lambda data: lds.Sod.parse(data).security_object(),
+    lds.parse_master_list,
+    lds.FaceImage.parse,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=80), parser=st.sampled_from(PARSERS))
+def test_parsers_answer_garbage_with_lds_error(data: bytes, parser: Callable[[bytes], object]) -> None:
+    """Bad input gets an LdsError with a message, never another exception."""
+    try:
+        parser(data)
+    except lds.LdsError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), parser=st.sampled_from(list(range(6))))
+def test_parsers_answer_corrupted_files_with_lds_error(data: st.DataObject, parser: int) -> None:
+    """A valid file with one byte changed or cut short decodes or fails as LdsError."""
+    valid = [
+        lds.EfCom((0x61, 0x75)).encode(),
+        lds.Dg1(specimen()).encode(),
+        lds.Dg2((lds.FaceImage(b"\xff\xd8jpeg\xff\xd9", 2, 2),)).encode(),
+        lds.Dg11("陳志明", "A123456789", "臺北市", "19890123").encode(),
+        lds.Dg12("內政部 TEST", "20260101").encode(),
+        lds.SecurityInfoSet((lds.pace_info("ECDH-GM", "AES-128", 13),), 0x6E).encode(),
+    ][parser]
+    decode = [lds.EfCom.parse, lds.Dg1.parse, lds.Dg2.parse, lds.Dg11.parse, lds.Dg12.parse, PARSERS[6]][parser]
+    position = data.draw(st.integers(0, len(valid) - 1))
+    if data.draw(st.booleans()):
+        corrupted = valid[:position]
+    else:
+        corrupted = valid[:position] + bytes((data.draw(st.integers(0, 255)),)) + valid[position + 1 :]
+    try:
+        decode(corrupted)
+    except lds.LdsError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_corrupted_sod_is_lds_error(data: st.DataObject) -> None:
+    """One byte of an EF.SOD changed, or the file cut short: the security object decodes or fails as LdsError."""
+    valid = _SIGNED_SOD
+    position = data.draw(st.integers(0, len(valid) - 1))
+    if data.draw(st.booleans()):
+        corrupted = valid[:position]
+    else:
+        corrupted = valid[:position] + bytes((data.draw(st.integers(0, 255)),)) + valid[position + 1 :]
+    try:
+        lds.Sod.parse(corrupted).security_object()
+    except lds.LdsError as exc:
+        assert str(exc)
+
+
+_SOD_KEY = ec.generate_private_key(ec.BrainpoolP256R1())
+_SIGNED_SOD = lds.Sod.sign({1: lds.Dg1(specimen()).encode()}, _self_signed(_SOD_KEY), _SOD_KEY).encode()
