@@ -209,10 +209,10 @@ def mrz_name(primary: str, secondary: str, width: int = TD1_LINE) -> str:
 
 @dataclass(frozen=True)
 class Td1Mrz:
-    """A TD1 (ID-card) MRZ: three lines of 30 characters (9303-5 §4.2.2).
+    """A TD1 (ID-card) MRZ: three lines of 30 characters (9303-5 §4.2).
 
     Dates are ``YYMMDD``. A document number longer than 9 characters (the card number here) is
-    written as 9303-5 §4.2.2 note j says: its first 9 characters in positions 6-14, ``<`` in the
+    written as 9303-5 §4.2 note j says: its first 9 characters in positions 6-14, ``<`` in the
     check-digit position 15, and the rest followed by the check digit of the whole number and a
     filler at the start of the optional data of line 1. ``optional_data_2`` is line 2's
     positions 19-29 (the national ID number in this project).
@@ -233,11 +233,8 @@ class Td1Mrz:
     def _line1_number_and_optional(self) -> tuple[str, str, str]:
         number = self.document_number
         if len(number) <= 9:
-            return (
-                _mrz_field(number, 9, "document number"),
-                mrz_check_digit(_mrz_field(number, 9, "document number")),
-                _mrz_field(self.optional_data_1, 15, "optional data"),
-            )
+            padded = _mrz_field(number, 9, "document number")
+            return padded, mrz_check_digit(padded), _mrz_field(self.optional_data_1, 15, "optional data")
         head, rest = number[:9], number[9:]
         optional = rest + mrz_check_digit(number) + MRZ_FILLER + self.optional_data_1
         return _mrz_field(head, 9, "document number"), MRZ_FILLER, _mrz_field(optional, 15, "optional data")

@@ -395,6 +395,9 @@ published on purpose and must never be trusted outside tests. Every CA name cont
 - Revocation services: certificates point at `{base_url}` (CRLs under `crl/`, OCSP under
   `ocsp/<ca>`, issuer certificates under `ca/<ca>.cer`). Run `eidemu pki serve --pki {out_name}`
   on that address for revocation checks to work.
+- eID chip: `eid/` holds the TEST country PKI (CSCA Taiwan TEST, Document Signers, CRL, master
+  list) and the chips' data groups and keys, also TEST-ONLY (`docs/eid.md`); rebuild it alone
+  with `eidemu pki generate --out {out_name} --eid-only`.
 
 ## Certification authorities
 

@@ -47,7 +47,7 @@ def test_check_digit(field: str, digit: str) -> None:
 
 
 def test_long_document_number_goes_into_optional_data() -> None:
-    """9303-5 §4.2.2: 9 characters, ``<`` as check digit, then the rest, its check digit and a filler."""
+    """9303-5 §4.2, note j: 9 characters, ``<`` as check digit, then the rest, its check digit and a filler."""
     mrz = lds.Td1Mrz(
         "ID", "TWN", "TP46375051237517", "890123", "M", "360101", "TWN", "CHEN", "CHIH MING", "", "A123456789"
     )

@@ -31,7 +31,7 @@ from PIL import Image
 from eidemu.cli import main
 from eidemu.emulator.pki import eid
 from eidemu.emulator.pki.identities import Identity
-from eidemu.emulator.pki.store import EidPki, PkiLayoutError
+from eidemu.emulator.pki.store import EidPki, PkiLayoutError, TestPki
 from eidemu.emulator.profile import ProfileError, _ProfileLoader, load_profile
 
 from .conftest import COMMITTED_PKI
@@ -224,7 +224,7 @@ def test_dg1_mrz_check_digits_and_fields(chip: str) -> None:
     mrz = value[3:].decode("ascii")
     line1, line2, line3 = mrz[:30], mrz[30:60], mrz[60:]
     assert line1[:5] == "IDTWN"
-    # The 16-character card number: 9 characters, "<", then the rest, its check digit (9303-5 §4.2.2).
+    # The 16-character card number: 9 characters, "<", then the rest, its check digit (9303-5 §4.2).
     number = identity.card_number
     assert line1[5:14] == number[:9] and line1[14] == "<"
     assert line1[15:30].startswith(number[9:] + check_digit(number) + "<")
@@ -424,3 +424,19 @@ def test_store_loads_the_eid_pki(tmp_path: Path) -> None:
     assert loaded.master_list[:1] == b"\x30" and loaded.crl[:1] == b"\x30"
     with pytest.raises(PkiLayoutError, match=r"no manifest\.json"):
         EidPki.load(tmp_path)
+
+
+def test_a_fresh_generation_verifies_too(live_pki: TestPki, tmp_path: Path) -> None:
+    """The session's freshly generated PKI (seed 7, other keys): its SODs verify against its own CSCA only."""
+    fresh = EidPki.load(live_pki.root)
+    chip = fresh.chips["g2-valid-1"]
+    sod = strip_template(chip.file("EF.SOD.bin"), 0x77)
+    (tmp_path / "sod.der").write_bytes(sod)
+    own_csca = fresh.root / fresh.manifest["csca"]["cert"]
+    for cafile, ok in ((own_csca, True), (CSCA, False)):
+        result = openssl(
+            "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / "sod.der"), "-CAfile", str(cafile),
+            "-purpose", "any", "-out", str(tmp_path / "lso.der"),
+        )  # fmt: skip
+        assert (result.returncode == 0) is ok, result.stderr
+    assert chip.record["mrz"] != json.loads((chip_dir("g2-valid-1") / "chip.json").read_text("utf-8"))["mrz"]
