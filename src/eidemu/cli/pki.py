@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--eid-only",
         action="store_true",
         help="rebuild only DIR/eid (CSCA Taiwan TEST, Document Signers, master list, chip data) "
-        "from the identities of an existing PKI, leaving its other files as they are",
+        "from the identities of an existing PKI, leaving its other files as they are "
+        "(identities, base URL and dates come from its manifest; --seed and --base-url are ignored)",
     )
     gen.set_defaults(handler=run_generate)
     serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
