@@ -26,6 +26,7 @@ ID_PK_ECDH = ID_PK + ".2"
 
 # -- Terminal Authentication (BSI TR-03110-3 §A.1.1.3), listed for completeness
 ID_TA = BSI_DE + ".2.2.2"
+ID_SECURITY_OBJECT = BSI_DE + ".3.2.1"  # BSI TR-03110-3 Appendix A: eContentType of EF.CardSecurity
 
 # -- Chip Authentication (9303-11 §9.2.5): id-CA
 ID_CA = BSI_DE + ".2.2.3"
@@ -93,6 +94,7 @@ ID_ICAO_MRTD_SECURITY = "2.23.136.1.1"
 ID_LDS_SECURITY_OBJECT = ID_ICAO_MRTD_SECURITY + ".1"
 ID_CSCA_MASTER_LIST = ID_ICAO_MRTD_SECURITY + ".2"
 ID_CSCA_MASTER_LIST_SIGNING_KEY = ID_ICAO_MRTD_SECURITY + ".3"
+ID_DOCUMENT_TYPE_LIST = ID_ICAO_MRTD_SECURITY + ".6.2"  # 9303-12 §7.1 documentTypeList extension
 # Active Authentication protocol, the protocol OID of ActiveAuthenticationInfo (9303-11 §9.2.4)
 ID_AA = ID_ICAO_MRTD_SECURITY + ".5"
 

@@ -37,6 +37,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ..formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, encode_moica_sda
 from . import DEFAULT_BASE_URL, DEFAULT_SEED
+from .eid import eid_step_count, generate_eid
 from .identities import Identity, generate_identities
 
 MANIFEST_NAME = "manifest.json"
@@ -394,6 +395,9 @@ published on purpose and must never be trusted outside tests. Every CA name cont
 - Revocation services: certificates point at `{base_url}` (CRLs under `crl/`, OCSP under
   `ocsp/<ca>`, issuer certificates under `ca/<ca>.cer`). Run `eidemu pki serve --pki {out_name}`
   on that address for revocation checks to work.
+- eID chip: `eid/` holds the TEST country PKI (CSCA Taiwan TEST, Document Signers, CRL, master
+  list) and the chips' data groups and keys, also TEST-ONLY (`docs/eid.md`); rebuild it alone
+  with `eidemu pki generate --out {out_name} --eid-only`.
 
 ## Certification authorities
 
@@ -422,7 +426,8 @@ def generate_pki(
     """Generate the whole test PKI into ``out`` and return the manifest (also written as manifest.json).
 
     An existing ``out`` must be empty or a previous output (it has a ``manifest.json``); in the
-    latter case its ``ca/``, ``crl/`` and ``identities/`` subdirectories are replaced.
+    latter case its ``ca/``, ``crl/``, ``identities/`` and ``eid/`` subdirectories are replaced.
+    The eID chip's country PKI and LDS data are written under ``eid/`` (:mod:`.eid`).
     """
     base_url = normalize_base_url(base_url)
     reference = reference or dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -430,7 +435,7 @@ def generate_pki(
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
         raise ValueError(f"{out} is not empty and holds no {MANIFEST_NAME}: refusing to write into it")
 
-    total = len(CA_SPECS) + 2 * len(IDENTITY_SPECS) + 1
+    total = len(CA_SPECS) + 2 * len(IDENTITY_SPECS) + 1 + eid_step_count(len(IDENTITY_SPECS))
     counter = itertools.count()
 
     def step(description: str) -> None:
@@ -532,6 +537,7 @@ def generate_pki(
             }
         )
 
+    generate_eid(out, [(spec.slug, identity) for spec, identity, _ in issued], base_url, reference, step)
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
     (out / "PROVENANCE.md").write_text(_provenance(base_url, seed, reference, _display_path(out)), "utf-8")
     if progress:

@@ -168,3 +168,61 @@ class TestPki:
     def chain_certificates(self, slug: str) -> list[x509.Certificate]:
         """The CA certificates from the identity's issuer up to its root."""
         return [self.cas[name].cert for name in self.identities[slug].chain]
+
+
+# --- the eID chip's country PKI and chip data (``eid/``, written by :mod:`.eid`) --------------
+
+
+@dataclass(frozen=True)
+class EidChip:
+    """One ``eid/chips/<name>/`` directory: the chip's LDS files, keys and ``chip.json``."""
+
+    name: str
+    path: Path
+    record: dict[str, Any]
+
+    @property
+    def can(self) -> str:
+        return str(self.record["can"])
+
+    @property
+    def mrz(self) -> tuple[str, ...]:
+        return tuple(self.record["mrz"])
+
+    def file(self, name: str) -> bytes:
+        """A file of the chip by its name in the directory (``DG1.bin``, ``EF.SOD.bin``, ...)."""
+        return (self.path / name).read_bytes()
+
+
+@dataclass(frozen=True)
+class EidPki:
+    """``<pki>/eid``: CSCA Taiwan TEST, its signers (by name), CRL, master list and the chips."""
+
+    root: Path
+    manifest: dict[str, Any]
+    csca: x509.Certificate
+    signers: dict[str, x509.Certificate]
+    chips: dict[str, EidChip]
+
+    @property
+    def crl(self) -> bytes:
+        return (self.root / self.manifest["csca"]["crl"]).read_bytes()
+
+    @property
+    def master_list(self) -> bytes:
+        return (self.root / self.manifest["csca"]["master_list"]).read_bytes()
+
+    @classmethod
+    def load(cls, pki_root: Path | str) -> EidPki:
+        """Read ``<pki_root>/eid/manifest.json`` and the certificates it names."""
+        root = Path(pki_root) / "eid"
+        try:
+            manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+        except FileNotFoundError:
+            hint = f"run `eidemu pki generate --out {pki_root} --eid-only`"
+            raise PkiLayoutError(f"{root}: no manifest.json; {hint}") from None
+        except json.JSONDecodeError as exc:
+            raise PkiLayoutError(f"{root / 'manifest.json'}: {exc}") from None
+        signers = {s["name"]: load_certificate(root / s["cert"]) for s in manifest["signers"]}
+        chips = {c["name"]: EidChip(c["name"], root / c["path"], c) for c in manifest["chips"]}
+        return cls(root, manifest, load_certificate(root / manifest["csca"]["cert"]), signers, chips)

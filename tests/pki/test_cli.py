@@ -55,7 +55,9 @@ def test_generate_writes_the_layout_with_plain_progress(tmp_path: Path, capsys: 
     out = tmp_path / "pki"
     assert main(["pki", "generate", "--out", str(out), "--base-url", "http://127.0.0.1:9999", "--seed", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("[ 0/23] CA root-g2")
+    assert lines[0].startswith("[ 0/34] CA root-g2")  # 23 MOICA steps + 11 for the eID part
+    assert any("eID chip g2-valid-1-aa-ecdsa" in line for line in lines)
+    assert (out / "eid" / "chips" / "g2-valid-1" / "EF.SOD.bin").is_file()
     assert any("moica-g3: RSA-4096" in line for line in lines)
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest["base_url"] == "http://127.0.0.1:9999/"

@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"where `eidemu pki serve` will listen; written into CRLDP/AIA (default {DEFAULT_BASE_URL})",
     )
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N", help="identity seed")
+    gen.add_argument(
+        "--eid-only",
+        action="store_true",
+        help="rebuild only DIR/eid (CSCA Taiwan TEST, Document Signers, master list, chip data) "
+        "from the identities of an existing PKI, leaving its other files as they are "
+        "(identities, base URL and dates come from its manifest; --seed and --base-url are ignored)",
+    )
     gen.set_defaults(handler=run_generate)
     serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
     serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help="default: the shipped TEST PKI")
@@ -71,11 +78,29 @@ def run_generate(args: argparse.Namespace) -> int:
     from eidemu.emulator.pki.generate import generate_pki
 
     started = time.monotonic()
+    if args.eid_only:
+        return _run_generate_eid(args, started)
     with progress_display() as report:
         manifest = generate_pki(args.out, base_url=args.base_url, seed=args.seed, progress=report)
     print(
         f"test PKI written to {args.out}: {len(manifest['cas'])} CAs, {len(manifest['identities'])} identities, "
         f"{time.monotonic() - started:.1f} s; serve it at {manifest['base_url']}"
+    )
+    return EXIT_OK
+
+
+def _run_generate_eid(args: argparse.Namespace, started: float) -> int:
+    from eidemu.emulator.pki.eid import regenerate_eid
+
+    if not (args.out / "manifest.json").is_file():
+        raise UsageError(f"{args.out}: no manifest.json; --eid-only needs an existing test PKI")
+    try:
+        manifest = regenerate_eid(args.out, progress=lambda text: print(text, flush=True))
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"{args.out}: {exc}") from None
+    print(
+        f"eID data written to {args.out / 'eid'}: CSCA Taiwan TEST, {len(manifest['signers'])} signers, "
+        f"{len(manifest['chips'])} chips, {time.monotonic() - started:.1f} s"
     )
     return EXIT_OK
 
