@@ -98,9 +98,9 @@ class _RealCardStandIn(InProcessConnection):
 
     resets = 0
 
-    def reset(self) -> bytes:
+    def reset(self, cold: bool = False) -> bytes:
         type(self).resets += 1
-        return super().reset()
+        return super().reset(cold)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
+from eidemu.cards import insert_card
+from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError, PinStatus
 from eidemu.conformance.pcsc import PcscConnection
 from eidemu.emulator.profile import load_profile
 from tests.openssl_cms import openssl_cms_verify
@@ -33,8 +34,7 @@ ATR_TEXT = "3B B8 13 00 81 31 FA 52 43 48 54 4D 4F 49 43 41 A5"
 def moica_card(slots, tmp_path):
     """A fresh g2-valid-1 card with a state file, present in slot 0."""
     card = load_profile(f"moica-{SLUG}").build(tmp_path / "state.json")
-    slots.insert(0, card)
-    wait_for_card(READER0)
+    insert_card(slots, 0, card)
     return card
 
 
@@ -92,7 +92,7 @@ def test_wrong_pins_block_and_survive_reset_and_restart(moica_card, slots, tmp_p
             client.verify_pin("000000")
         assert first.value.attempts_remaining == 2
         conn.reset()
-        assert client.pin_status() == 2  # a warm reset does not give the try back
+        assert client.pin_status() == PinStatus(verified=False, tries_left=2)  # a warm reset does not give the try back
         with pytest.raises(InvalidPinError):
             client.verify_pin("000001")
         with pytest.raises(PinBlockedError):
@@ -105,6 +105,6 @@ def test_wrong_pins_block_and_survive_reset_and_restart(moica_card, slots, tmp_p
     wait_for_card(READER0)
     with PcscConnection(READER0) as conn:
         client = MoicaCard(conn)
-        assert client.pin_status() == 0
+        assert client.pin_status() == PinStatus(verified=False, tries_left=0)
         with pytest.raises(PinBlockedError):
             client.verify_pin(IDENTITY["initial_pin"])
