@@ -21,27 +21,42 @@ from pathlib import Path
 
 import pytest
 
+from eidemu.cards import insert_card
 from eidemu.emulator.profile import load_profile
 from eidemu.emulator.transport import pcscd
 from eidemu.emulator.transport.vpcd import CardSlots
 
 REQUIRE_PCSC = os.environ.get("EIDEMU_REQUIRE_PCSC", "") not in ("", "0")
+PYSCARD_MISSING = pcscd.pyscard_hint()  # None when pyscard imports
 
 
 def unavailable(reason: str) -> None:
     """Skip (or, with EIDEMU_REQUIRE_PCSC set, fail) because the PC/SC stack is not there."""
     if REQUIRE_PCSC:
         pytest.fail(f"{reason} (EIDEMU_REQUIRE_PCSC is set: the PC/SC tests must run)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    pytest.skip(reason, allow_module_level=True)  # also called from the session fixture
 
 
-# The test modules import pyscard at the top: without it, skip the folder before they load.
-if pcscd.pyscard_hint() is not None:
-    unavailable(str(pcscd.pyscard_hint()))
+if PYSCARD_MISSING is None:
+    from eidemu.conformance.pcsc import PcscContext, wait_for_card
+else:
+    # The test modules import pyscard at the top: without it, each module becomes one test
+    # that skips (or fails) with the reason, instead of an import error at collection.
 
-from eidemu.cards import insert_card  # noqa: E402  (needs pyscard, checked above)
-from eidemu.conformance.pcsc import PcscContext  # noqa: E402
-from eidemu.conformance.pcsc import wait_for_card as wait_for_card  # noqa: E402
+    class PyscardMissing(pytest.Item):
+        def runtest(self) -> None:
+            unavailable(str(PYSCARD_MISSING))
+
+        def reportinfo(self):  # type: ignore[no-untyped-def]
+            return self.path, None, f"{self.path.name}: pyscard missing"
+
+    class UnimportableModule(pytest.File):
+        def collect(self):  # type: ignore[no-untyped-def]
+            yield PyscardMissing.from_parent(self, name="pyscard")
+
+    def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Collector:
+        return UnimportableModule.from_parent(parent, path=module_path)
+
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="eidemu-pcsc-"))
 os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")
