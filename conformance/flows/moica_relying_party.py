@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -157,12 +156,10 @@ def validate_signer(signer_der: bytes, authorities: list[bytes], mode: str = "CR
     if mode not in ("CRL", "OCSP"):
         raise ValueError(f"revocation mode is CRL or OCSP, not {mode!r}")
     ensure_pki_services()
-    roots = [
-        asn1_x509.Certificate.load(
-            x509.load_pem_x509_certificate((PKI_DIR / "ca" / f"{name}.cert.pem").read_bytes()).public_bytes(_DER)
-        )
-        for name in TRUSTED_ROOTS
-    ]
+    from eidemu.emulator.pki.store import TestPki
+
+    test_pki = TestPki.load(PKI_DIR)
+    roots = [asn1_x509.Certificate.load(test_pki.cas[name].cert.public_bytes(_DER)) for name in TRUSTED_ROOTS]
     rule = RevocationCheckingRule.CRL_REQUIRED if mode == "CRL" else RevocationCheckingRule.OCSP_REQUIRED
     validation = ValidationContext(
         trust_roots=roots,  # trust comes from the relying party, never from the card
