@@ -57,7 +57,7 @@ class PinBlockedError(MoicaError):
 
 @dataclass(frozen=True)
 class PinStatus:
-    """What VERIFY without data says about a PIN (ISO/IEC 7816-4:2020 §11.6.6).
+    """What VERIFY without data says about a PIN (ISO/IEC 7816-4:2020 §11.5.6).
 
     ``verified``: the PIN is verified in the current session (``9000``). ``tries_left``: the
     remaining tries (``63Cx``, ``0`` for ``6983`` blocked); None when the card does not say

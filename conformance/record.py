@@ -32,7 +32,7 @@ log = logging.getLogger("eidemu.record")
 
 TRANSMIT_FAILED = b"\x6f\x00"
 """What the application sees when the real reader fails mid-session: 'no precise diagnosis'
-(ISO/IEC 7816-4 §5.1.3, Table 6), as a card whose link broke would answer."""
+(ISO/IEC 7816-4:2005 §5.1.3, Table 6), as a card whose link broke would answer."""
 
 
 class RelayCard:
