@@ -78,3 +78,21 @@ def test_required_pcsc_tests_fail_without_pyscard(tmp_path: Path) -> None:
         "pyscard is not installed: pip install pyscard (building it needs Debian's libpcsclite-dev and swig: "
         "apt-get install libpcsclite-dev swig) (EIDEMU_REQUIRE_PCSC is set: the PC/SC tests must run)"
     ) in result.stdout
+
+
+def test_a_pcsc_card_without_pyscard_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    (tmp_path / "no_pyscard.py").write_text(BLOCKER, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    code = "import sys, no_pyscard; from eidemu.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "conformance", "run", "--card", "pcsc:Reader", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "eidemu: error: card URI scheme pcsc: needs smartcard (pip install 'eidemu[pcsc]' for pyscard)\n"
+    )
