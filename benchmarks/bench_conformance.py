@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -87,35 +85,20 @@ def bench_inprocess(runs: int) -> dict[str, object]:
 
 
 def bench_pcsc(runs: int) -> dict[str, object]:
-    run_dir = Path(tempfile.mkdtemp(prefix="eidemu-bench-conf-"))
-    os.environ["PCSCLITE_CSOCK_NAME"] = str(run_dir / "sock" / "pcscd.comm")  # before pyscard loads
+    from eidemu.cards import VirtualReader
     from eidemu.emulator.profile import load_profile
     from eidemu.emulator.transport import pcscd
-    from eidemu.emulator.transport.vpcd import CardSlots
 
     missing = pcscd.missing_requirements()
     if missing:
         raise SystemExit("pcsc stack missing: " + "; ".join(missing) + " (run scripts/setup.sh)")
-    instance = pcscd.start(run_dir)
-    try:
-        with CardSlots("localhost", instance.port, backoff=(0.01, 0.2)) as slots:
-            slots.insert(0, load_profile("iso-demo").build())
-            reader = instance.reader_name(0)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    card = CardUnderTest(f"pcsc:{reader}")
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            try:
-                return measure(card, runs)
-            finally:
-                card.close()
-    finally:
-        pcscd.stop(run_dir)
+    with VirtualReader() as virtual:  # exports PCSCLITE_CSOCK_NAME before pyscard loads
+        reader = virtual.insert(load_profile("iso-demo").build())
+        card = CardUnderTest(f"pcsc:{reader}")
+        try:
+            return measure(card, runs)
+        finally:
+            card.close()
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ Every importer returns a :class:`~eidemu.conformance.script.TestCase`; recorded 
 expectations (status word, and the data exactly, except where the data is fresh each time:
 challenges, signatures, key pairs, for which only the length is kept and the step is
 masked). Redacted PIN data (``**`` in traces) becomes a ``${PIN_xx}`` variable, or
-``${WRONG_PIN_xx}`` where the recorded card refused it with 63Cx (ISO/IEC 7816-4 §11.5.6:
+``${WRONG_PIN_xx}`` where the recorded card refused it with 63Cx (ISO/IEC 7816-4:2020 §11.5.6:
 a session that tries a wrong PIN and then the right one used two different secrets).
 """
 
@@ -43,7 +43,7 @@ from .script import (
 
 FORMATS = ("scriptor", "hex", "trace")
 
-# Responses that differ on every run by design (ISO 7816-4 §11.5.3 GET CHALLENGE; ISO 7816-8
+# Responses that differ on every run by design (ISO/IEC 7816-4:2020 §11.5.3 GET CHALLENGE; ISO 7816-8
 # PERFORM SECURITY OPERATION, INTERNAL/GENERAL AUTHENTICATE, GENERATE ASYMMETRIC KEY PAIR).
 FRESH_RESPONSE_INS = frozenset(
     {

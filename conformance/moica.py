@@ -56,6 +56,22 @@ class PinBlockedError(MoicaError):
 
 
 @dataclass(frozen=True)
+class PinStatus:
+    """What VERIFY without data says about a PIN (ISO/IEC 7816-4:2020 §11.5.6).
+
+    ``verified``: the PIN is verified in the current session (``9000``). ``tries_left``: the
+    remaining tries (``63Cx``, ``0`` for ``6983`` blocked); None when the card does not say
+    (a verified PIN answers ``9000`` without a count)."""
+
+    verified: bool
+    tries_left: int | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.tries_left == 0
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     """A private key as the PrKDF describes it."""
 
@@ -285,15 +301,15 @@ class MoicaCard:
         """Protected VERIFY ``8C 20 00 01 20 <IV> <24 bytes>``."""
         self._pin_command(b"\x8c\x20\x00\x01", pin_block(pin), "VERIFY")
 
-    def pin_status(self) -> int:
-        """VERIFY without data: the tries left (3 when verified ... 0 when blocked)."""
+    def pin_status(self) -> PinStatus:
+        """VERIFY without data: verified, or the tries left (``63Cx``; ``6983`` blocked)."""
         _, sw = self.transmit(b"\x8c\x20\x00\x01", "VERIFY status")
         if sw == 0x9000:
-            return -1
+            return PinStatus(verified=True, tries_left=None)
         if sw & 0xFFF0 == 0x63C0:
-            return sw & 0x0F
+            return PinStatus(verified=False, tries_left=sw & 0x0F)
         if sw == 0x6983:
-            return 0
+            return PinStatus(verified=False, tries_left=0)
         raise MoicaError("VERIFY status", sw)
 
     def change_pin(self, old: str, new: str) -> None:

@@ -12,11 +12,12 @@ over libpcsclite, so the round trip measured here is that of pcscd, not of Pytho
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from smartcard import scard
 
-from .connection import CardConnectionError, register_scheme, split_target
+from .connection import CardConnectionError, split_target
 
 SHARE_MODES = {"shared": scard.SCARD_SHARE_SHARED, "exclusive": scard.SCARD_SHARE_EXCLUSIVE}
 PROTOCOLS = {
@@ -142,9 +143,10 @@ class PcscConnection:
         _check(hresult, f"transmitting to {self.reader!r}")
         return bytes(response)
 
-    def reset(self) -> bytes:
-        """Warm reset through ``SCardReconnect(SCARD_RESET_CARD)``; returns the ATR."""
-        return self.reconnect("reset")
+    def reset(self, cold: bool = False) -> bytes:
+        """Warm reset (``SCardReconnect`` with ``SCARD_RESET_CARD``) or, ``cold``, a power cycle
+        (``SCARD_UNPOWER_CARD``: pcscd powers the card down and up again); returns the ATR."""
+        return self.reconnect("unpower" if cold else "reset")
 
     def reconnect(self, disposition: str = "reset") -> bytes:
         """``SCardReconnect`` with ``leave``, ``reset`` or ``unpower`` (cold reset); the ATR."""
@@ -175,10 +177,32 @@ def list_readers() -> list[str]:
         context.close()
 
 
+def wait_for_card(reader: str, *, present: bool = True, timeout: float = 5.0) -> float:
+    """Wait until ``reader`` shows a card (or, not ``present``, shows none); the seconds waited.
+
+    pcscd polls a vpcd reader every 400 ms, so a card inserted into vpcd appears in PC/SC
+    up to that much later. A CardConnectionError names the reader and the readers present
+    when the time is up."""
+    wanted = scard.SCARD_STATE_PRESENT if present else scard.SCARD_STATE_EMPTY
+    started = time.monotonic()
+    context = PcscContext()
+    try:
+        while True:
+            state = context.reader_states().get(reader)
+            if state is not None and state[0] & wanted:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                readers = ", ".join(repr(r) for r in context.readers()) or "none"
+                raise CardConnectionError(
+                    f"reader {reader!r} did not show the card {'inserted' if present else 'removed'} "
+                    f"within {timeout:g} s (readers: {readers})"
+                )
+            time.sleep(0.005)
+    finally:
+        context.close()
+
+
 def open_pcsc(target: str) -> PcscConnection:
     """Opener for ``pcsc:READER[?share=...&protocol=...]``."""
     reader, options = split_target("pcsc", target, ("share", "protocol"))
     return PcscConnection(reader, share=options.get("share", "shared"), protocol=options.get("protocol", "any"))
-
-
-register_scheme("pcsc", open_pcsc)

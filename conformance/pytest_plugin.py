@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="URI",
-        help="card to test: emulator:<profile>, pcsc:<reader>, vpcd:<host:port>; repeat to give each "
+        help="card to test: emulator:<profile>, pcsc:<reader>, vpcd:<host:port>, served:<profile>; repeat to give each "
         "xdist worker its own card",
     )
     group.addoption("--card-config", metavar="NAME|FILE", help="card declaration (tokens and variables)")

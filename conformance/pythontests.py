@@ -76,8 +76,8 @@ class RecordingConnection:
         self.on_exchange(command, response, wall, time.perf_counter() - started, self._caller())
         return response
 
-    def reset(self) -> bytes:
-        return self.inner.reset()
+    def reset(self, cold: bool = False) -> bytes:
+        return self.inner.reset(cold)
 
     def close(self) -> None:
         self.inner.close()

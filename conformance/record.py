@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Protocol
 
 from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
@@ -33,13 +32,7 @@ log = logging.getLogger("eidemu.record")
 
 TRANSMIT_FAILED = b"\x6f\x00"
 """What the application sees when the real reader fails mid-session: 'no precise diagnosis'
-(ISO/IEC 7816-4 §5.1.3, Table 6), as a card whose link broke would answer."""
-
-
-class Reconnectable(Protocol):
-    """A card connection that can be reset warm or cold (:class:`eidemu.conformance.pcsc.PcscConnection`)."""
-
-    def reconnect(self, disposition: str = "reset") -> bytes: ...
+(ISO/IEC 7816-4:2005 §5.1.3, Table 6), as a card whose link broke would answer."""
 
 
 class RelayCard:
@@ -99,11 +92,7 @@ class RelayCard:
 
     def _power_up(self, event: str, *, cold: bool) -> None:
         try:
-            reconnect = getattr(self.backend, "reconnect", None)
-            if cold and callable(reconnect):
-                atr = reconnect("unpower")
-            else:
-                atr = self.backend.reset()
+            atr = self.backend.reset(cold=cold)
         except (CardConnectionError, OSError) as exc:
             self.failures += 1
             log.warning("relay: cannot %s the real card: %s", event, exc)

@@ -27,7 +27,7 @@ import yaml
 from eidemu.emulator.iso7816.apdu import ResponseAPDU, parse_hex
 from eidemu.fixtures import fixture_path
 
-from .connection import CardConnection, CardConnectionError, InProcessConnection, open_card
+from .connection import CardConnection, CardConnectionError, Rebuildable, open_card
 from .pythontests import CheckFailed, FlowContext, PythonTest, RecordingConnection, load_python_tests, python_test_for
 from .script import (
     ExpansionError,
@@ -181,43 +181,31 @@ def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None)
 
 
 class CardUnderTest:
-    """How to reach one card between tests.
+    """How to reach one card between tests: opened once through :func:`open_card`.
 
-    ``emulator:`` cards are built fresh from their profile for every test; so are cards
-    whose connection offers ``rebuild()`` (``served:``, an emulated card the harness serves
-    into pcscd through vpcd). For these :attr:`emulated` is true and destructive tests are
-    always allowed. Any other card is opened once and reset before each test.
+    A card whose connection is :class:`Rebuildable` (``emulator:``; ``served:``, an emulated
+    card the harness serves into pcscd through vpcd) is built afresh before every test; for
+    these :attr:`emulated` is true and destructive tests are always allowed. Any other card
+    is reset (warm) before each test.
     """
 
     def __init__(self, uri: str, declaration: CardDeclaration | None = None, card_config: str | None = None) -> None:
         self.uri = uri
-        self._profile: Any = None
-        self._connection: CardConnection | None = None
-        atr: bytes | None = None
-        if uri.startswith("emulator:"):
-            from eidemu.emulator.profile import load_profile
-
-            target = uri[len("emulator:") :]
-            if "?state=" in target:
-                raise CardConnectionError(
-                    "conformance runs rebuild emulated cards from their profile; drop ?state= from the card URI"
-                )
-            self._profile = load_profile(target)
-            self.description = f"emulator:{self._profile.name}"
-        else:
-            self._connection = open_card(uri)
-            self.description = self._connection.description
-            atr = self._connection.atr
-        self.emulated = self._profile is not None or callable(getattr(self._connection, "rebuild", None))
-        self.declaration = declaration or declaration_for(uri, atr, card_config)
+        self._connection: CardConnection | None = open_card(uri)
+        self.description = self._connection.description
+        self.emulated = isinstance(self._connection, Rebuildable)
+        try:
+            self.declaration = declaration or declaration_for(uri, self._connection.atr, card_config)
+        except BaseException:
+            self.close()
+            raise
 
     def fresh(self) -> CardConnection:
-        """A connection to the card in its initial state (emulated) or just reset (others)."""
-        if self._profile is not None:
-            return InProcessConnection(self._profile.build(), self.description)
-        assert self._connection is not None
-        if self.emulated:
-            self._connection.rebuild()  # type: ignore[attr-defined]
+        """The connection, its card in its initial state (rebuildable cards) or just reset (others)."""
+        if self._connection is None:
+            raise CardConnectionError(f"{self.description}: the connection is closed")
+        if isinstance(self._connection, Rebuildable):
+            self._connection.rebuild()
         else:
             self._connection.reset()
         return self._connection
@@ -381,8 +369,7 @@ def _reset(connection: CardConnection, step: Reset, index: int, tracer: Any) -> 
     kind = "power-cycle" if step.cold else "reset"
     started = time.perf_counter()
     try:
-        power_cycle = getattr(connection, "power_cycle", None)
-        atr = power_cycle() if step.cold and callable(power_cycle) else connection.reset()
+        atr = connection.reset(cold=step.cold)
     except (CardConnectionError, OSError) as exc:
         return StepResult(index, kind, step.location, error=f"{kind} failed: {exc}")
     if tracer is not None:

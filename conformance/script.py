@@ -3,7 +3,7 @@
 The format is documented in ``docs/conformance-scripts.md``. A script file holds test cases
 in the manner of the ICAO 9303-10/-11 and BSI TR-03105 test plans: each has a stable ID,
 a title, a purpose, the clause it checks, applicability tokens, preconditions and a list of
-steps. A step sends a command APDU (ISO/IEC 7816-4 §5.1) and states what the response must
+steps. A step sends a command APDU (ISO/IEC 7816-4:2005 §5.1) and states what the response must
 be; reset and power-cycle steps restart the card.
 
 Parsed objects are frozen dataclasses. ``format_script(parse_script(text))`` writes the
@@ -111,7 +111,7 @@ class CommandTemplate:
     """A command APDU as written: literal bytes, or header + data + Le with automatic Lc.
 
     ``raw`` sends exactly the bytes given (needed for malformed-length tests). Otherwise
-    the APDU is encoded by :meth:`CommandAPDU.encode` (ISO 7816-4 §5.1, extended length
+    the APDU is encoded by :meth:`CommandAPDU.encode` (ISO/IEC 7816-4:2005 §5.1, extended length
     when the data or Ne needs it); ``le`` of one byte is short Le (00 = 256), of two
     bytes extended Le (0000 = 65536).
     """
@@ -295,7 +295,7 @@ class ExpectLength:
 
 @dataclass(frozen=True)
 class ExpectTLV:
-    """``tlv 6F/84 = HEX | prefix HEX | length N | present | absent`` (BER-TLV, ISO 7816-4 §6.3)."""
+    """``tlv 6F/84 = HEX | prefix HEX | length N | present | absent`` (BER-TLV, ISO/IEC 7816-4:2005 §5.2.2)."""
 
     path: tuple[int, ...]
     op: str

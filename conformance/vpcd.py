@@ -27,7 +27,7 @@ from eidemu.emulator.formats.vpcd_wire import (
     tune_socket,
 )
 
-from .connection import CardConnectionError, register_scheme, split_target
+from .connection import CardConnectionError, parse_address, split_target
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -96,16 +96,14 @@ class VpcdConnection:
             raise CardConnectionError(f"a command APDU has at least 4 bytes, not {len(command)}")
         return self._request(command)
 
-    def reset(self) -> bytes:
-        """Warm reset (control ``02``), then the ATR again."""
-        self._send(bytes((CTRL_RESET,)))
-        self._atr = self._request(bytes((CTRL_ATR,)))
-        return self._atr
-
-    def power_cycle(self) -> bytes:
-        """Power off and on (controls ``00``, ``01``), then the ATR."""
-        self._send(bytes((CTRL_POWER_OFF,)))
-        self._send(bytes((CTRL_POWER_ON,)))
+    def reset(self, cold: bool = False) -> bytes:
+        """Warm reset (control ``02``) or, ``cold``, power off and on (controls ``00``, ``01``);
+        then the ATR again (control ``04``)."""
+        if cold:
+            self._send(bytes((CTRL_POWER_OFF,)))
+            self._send(bytes((CTRL_POWER_ON,)))
+        else:
+            self._send(bytes((CTRL_RESET,)))
         self._atr = self._request(bytes((CTRL_ATR,)))
         return self._atr
 
@@ -150,14 +148,6 @@ class VpcdConnection:
             raise CardConnectionError(f"{self.description}: card connection lost ({exc.strerror or exc})") from None
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) into its parts."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CardConnectionError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "localhost", int(port)
-
-
 def open_vpcd(target: str) -> VpcdConnection:
     """Opener for ``vpcd:HOST:PORT`` and ``vpcd:HOST:PORT?listen[&timeout=S]``."""
     address, options = split_target("vpcd", target, ("listen", "timeout"))
@@ -165,10 +155,10 @@ def open_vpcd(target: str) -> VpcdConnection:
         timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
     except ValueError:
         raise CardConnectionError(f"vpcd: timeout must be a number of seconds, not {options['timeout']!r}") from None
-    host, port = parse_address(address)
+    try:
+        host, port = parse_address(address, "vpcd:")
+    except ValueError as exc:
+        raise CardConnectionError(str(exc)) from None
     if "listen" in options:
         return VpcdConnection.listen(host, port, timeout=timeout)
     return VpcdConnection.connect(host, port, timeout=timeout)
-
-
-register_scheme("vpcd", open_vpcd)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -74,7 +73,8 @@ def ensure_pki_services(pki_dir: Path = PKI_DIR) -> str:
 
 
 def _verify_pin(context: FlowContext, client: MoicaCard) -> None:
-    """The protected VERIFY with the declared cryptogram of the card's PIN (moica-card.md, "VERIFY")."""
+    """The protected VERIFY with the declared cryptogram of the card's PIN
+    (docs/moica-card.md "Protected PIN commands: the byte arithmetic")."""
     data = context.variable("PIN_VERIFY_OK")
     _, sw = client.transmit(b"\x8c\x20\x00\x01" + bytes((len(data),)) + data, "VERIFY")
     context.check(sw == 0x9000, "VERIFY with the card's PIN", "90 00", f"{sw >> 8:02X} {sw & 0xFF:02X}")
@@ -83,7 +83,7 @@ def _verify_pin(context: FlowContext, client: MoicaCard) -> None:
 @moica_test(
     "MOICA_FLOW_01",
     "Sign and verify: a SHA-256 signature by the signature key verifies with the signature certificate",
-    spec='RFC 8017 §8.2 (RSASSA-PKCS1-v1_5); PKCS#15 v1.1 §6.2, §6.5; moica-card.md "Private-key operations"',
+    spec='RFC 8017 §8.2 (RSASSA-PKCS1-v1_5); PKCS#15 v1.1 §6.2, §6.5; docs/moica-card.md "RSA private operation"',
     purpose="After the protected VERIFY, the private operation of the key the PrKDF calls SIGN on a "
     "SHA-256 DigestInfo block yields a signature that verifies with the CDF's signature certificate, "
     "and does not verify for another document.",
@@ -117,7 +117,7 @@ def sign_and_verify(context: FlowContext) -> None:
 @moica_test(
     "MOICA_FLOW_02",
     "Decrypt: the encryption key recovers what was encrypted to the encryption certificate",
-    spec='RFC 8017 §7.2 (RSAES-PKCS1-v1_5); PKCS#15 v1.1 §6.2, §6.5; moica-card.md "Private-key operations"',
+    spec='RFC 8017 §7.2 (RSAES-PKCS1-v1_5); PKCS#15 v1.1 §6.2, §6.5; docs/moica-card.md "RSA private operation"',
     purpose="After the protected VERIFY, a random 32-byte key encrypted with the public key of the CDF's "
     "encryption certificate is decrypted by the card's KEYX key back to the same bytes.",
     tokens=("RSA2048", "PIN"),
@@ -157,12 +157,10 @@ def validate_signer(signer_der: bytes, authorities: list[bytes], mode: str = "CR
     if mode not in ("CRL", "OCSP"):
         raise ValueError(f"revocation mode is CRL or OCSP, not {mode!r}")
     ensure_pki_services()
-    roots = [
-        asn1_x509.Certificate.load(
-            x509.load_pem_x509_certificate((PKI_DIR / "ca" / f"{name}.cert.pem").read_bytes()).public_bytes(_DER)
-        )
-        for name in TRUSTED_ROOTS
-    ]
+    from eidemu.emulator.pki.store import TestPki
+
+    test_pki = TestPki.load(PKI_DIR)
+    roots = [asn1_x509.Certificate.load(test_pki.cas[name].cert.public_bytes(_DER)) for name in TRUSTED_ROOTS]
     rule = RevocationCheckingRule.CRL_REQUIRED if mode == "CRL" else RevocationCheckingRule.OCSP_REQUIRED
     validation = ValidationContext(
         trust_roots=roots,  # trust comes from the relying party, never from the card

@@ -51,6 +51,12 @@ STATE_FILE = "state.json"
 _NAMESPACE_SCRIPT = 'mkdir -p /run/pcscd && mount --bind "$1" /run/pcscd && exec "$3" -f -c "$2"'
 
 
+def reader_name(slot: int, friendly_name: str = FRIENDLY_NAME) -> str:
+    """The name pcscd gives a vpcd slot: ``FRIENDLYNAME <reader index> <slot>``, both as two
+    hex digits (``Virtual PCD 00 00`` for slot 0 with the usual reader.conf)."""
+    return f"{friendly_name} 00 {slot:02X}"
+
+
 class PcscdError(RuntimeError):
     """The private pcscd cannot be started or reached; the message is one line for users."""
 
@@ -79,8 +85,7 @@ class PcscdInstance:
         return str(Path(self.run_dir) / "reader.conf.d")
 
     def reader_name(self, slot: int) -> str:
-        """pcscd names slots ``FRIENDLYNAME <reader index> <slot>``, both as two hex digits."""
-        return f"{self.friendly_name} 00 {slot:02X}"
+        return reader_name(slot, self.friendly_name)
 
     def slot_port(self, slot: int) -> int:
         return self.port + slot

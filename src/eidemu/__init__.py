@@ -7,6 +7,8 @@ The distribution installs one import namespace of its own:
 - :mod:`eidemu.conformance` — the tester side (card connections, scripts, runner, flows,
   reports, the pytest plugin);
 - :mod:`eidemu.fixtures` — shipped data (profiles, TEST PKI, card declarations);
+- :mod:`eidemu.cards` — the ``emulator:`` and ``served:`` card URIs and the virtual reader,
+  which need both halves (registered with the tester as ``eidemu.card_schemes`` entry points);
 - :mod:`eidemu.cli` — the ``eidemu`` command, which drives both halves.
 """
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from eidemu.conformance.connection import InProcessConnection
-from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
+from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError, PinStatus
 from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.cardos.fs import DF, RecordEF, TransparentEF
 from eidemu.emulator.formats import pkcs15
@@ -170,13 +170,13 @@ def test_wrong_pins_raise_with_tries_then_blocked(client: MoicaCard) -> None:
         client.verify_pin(PIN)
     client.unblock(b"MOICA-ISSUER-TST", 0x0A, new_pin="13572468")
     client.verify_pin("13572468")
-    assert client.pin_status() == -1
+    assert client.pin_status() == PinStatus(verified=True, tries_left=None)
 
 
 def test_change_pin_flow(client: MoicaCard) -> None:
     client.change_pin(PIN, "87654321")
     client.connection.reset()
-    assert client.pin_status() == 3
+    assert client.pin_status() == PinStatus(verified=False, tries_left=3)
     client.verify_pin("87654321")
 
 

@@ -98,9 +98,9 @@ class _RealCardStandIn(InProcessConnection):
 
     resets = 0
 
-    def reset(self) -> bytes:
+    def reset(self, cold: bool = False) -> bytes:
         type(self).resets += 1
-        return super().reset()
+        return super().reset(cold)
 
 
 @pytest.fixture
@@ -191,3 +191,21 @@ def test_declarations_by_profile_name_and_atr():
 def test_summary_counts(catalogue):
     results = run_tests(CardUnderTest("emulator:iso-demo"), select_tests(catalogue, ["ISO_SELECT_0*"]))
     assert summary(results)[Outcome.PASSED] == 9
+
+
+def test_open_card_knows_the_installed_schemes_and_names_them_for_an_unknown_one():
+    from eidemu.conformance.connection import CardConnectionError, known_schemes, open_card
+
+    assert {"emulator", "pcsc", "served", "vpcd"} <= set(known_schemes())
+    with pytest.raises(CardConnectionError, match=r"^unknown card URI scheme 'nope' \(known: emulator, "):
+        open_card("nope:x")
+
+
+def test_emulator_cards_are_rebuildable_unless_they_keep_state(tmp_path):
+    from eidemu.conformance.connection import Rebuildable, open_card
+
+    fresh = open_card("emulator:iso-demo")
+    stateful = open_card(f"emulator:iso-demo?state={tmp_path / 'state.json'}")
+    assert isinstance(fresh, Rebuildable) and not isinstance(stateful, Rebuildable)
+    assert stateful.description == f"emulator:iso-demo?state={tmp_path / 'state.json'}"
+    assert CardUnderTest(f"emulator:iso-demo?state={tmp_path / 's2.json'}").emulated is False

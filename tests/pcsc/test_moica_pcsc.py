@@ -7,7 +7,6 @@ Debian's ``pcsc_scan`` naming the card from its ATR (pcsc-tools smartcard_list.t
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 
@@ -16,16 +15,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError
+from eidemu.cards import insert_card
+from eidemu.conformance.moica import InvalidPinError, MoicaCard, PinBlockedError, PinStatus
 from eidemu.conformance.pcsc import PcscConnection
+from eidemu.emulator.pki.store import TestPki
 from eidemu.emulator.profile import load_profile
+from eidemu.fixtures import fixture_path
 from tests.openssl_cms import openssl_cms_verify
 
 from .conftest import READER0, wait_for_card
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "g2-valid-1"
-IDENTITY = json.loads((ROOT / "fixtures" / "pki" / "identities" / SLUG / "identity.json").read_text("utf-8"))
+IDENTITY = TestPki.load(fixture_path("pki")).identities[SLUG].identity
 ATR_TEXT = "3B B8 13 00 81 31 FA 52 43 48 54 4D 4F 49 43 41 A5"
 
 
@@ -33,8 +35,7 @@ ATR_TEXT = "3B B8 13 00 81 31 FA 52 43 48 54 4D 4F 49 43 41 A5"
 def moica_card(slots, tmp_path):
     """A fresh g2-valid-1 card with a state file, present in slot 0."""
     card = load_profile(f"moica-{SLUG}").build(tmp_path / "state.json")
-    slots.insert(0, card)
-    wait_for_card(READER0)
+    insert_card(slots, 0, card)
     return card
 
 
@@ -56,14 +57,14 @@ def test_select_and_class_rule_over_pcsc(moica_card):
 def test_relying_party_flow_over_pcsc(moica_card):
     with PcscConnection(READER0) as conn:
         client = MoicaCard(conn)
-        assert client.card_number() == IDENTITY["card_number"]
+        assert client.card_number() == IDENTITY.card_number
         assert client.is_moica()
         assert {k.id for k in client.private_keys()} == {b"SIGN", b"KEYX"}
         sign_cert = x509.load_der_x509_certificate(client.certificate(b"SIGN").dump())
         enc_cert = x509.load_der_x509_certificate(client.certificate(b"KEYX").dump())
         n, _ = client.public_key(client.key_reference(b"SIGN"))
         assert n == sign_cert.public_key().public_numbers().n  # type: ignore[union-attr]
-        client.verify_pin(IDENTITY["initial_pin"])
+        client.verify_pin(IDENTITY.initial_pin)
         signature = client.sign_sha256(client.key_reference(b"SIGN"), hashlib.sha256(b"over pcsc").digest())
         sign_cert.public_key().verify(signature, b"over pcsc", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg, arg-type]
         ciphertext = enc_cert.public_key().encrypt(b"key", padding.PKCS1v15())  # type: ignore[union-attr, call-arg]
@@ -74,7 +75,7 @@ def test_cms_signature_made_over_pcsc_verifies_with_openssl(moica_card, tmp_path
     document = "報稅文件 — signed through pcscd + vpcd\n".encode()
     with PcscConnection(READER0) as conn:
         client = MoicaCard(conn)
-        client.verify_pin(IDENTITY["initial_pin"])
+        client.verify_pin(IDENTITY.initial_pin)
         signer = client.certificate(b"SIGN")
         signature = client.cms_sign_detached(
             document, signer, [client.certificate(b"CA")], client.key_reference(b"SIGN")
@@ -92,7 +93,7 @@ def test_wrong_pins_block_and_survive_reset_and_restart(moica_card, slots, tmp_p
             client.verify_pin("000000")
         assert first.value.attempts_remaining == 2
         conn.reset()
-        assert client.pin_status() == 2  # a warm reset does not give the try back
+        assert client.pin_status() == PinStatus(verified=False, tries_left=2)  # a warm reset does not give the try back
         with pytest.raises(InvalidPinError):
             client.verify_pin("000001")
         with pytest.raises(PinBlockedError):
@@ -105,6 +106,6 @@ def test_wrong_pins_block_and_survive_reset_and_restart(moica_card, slots, tmp_p
     wait_for_card(READER0)
     with PcscConnection(READER0) as conn:
         client = MoicaCard(conn)
-        assert client.pin_status() == 0
+        assert client.pin_status() == PinStatus(verified=False, tries_left=0)
         with pytest.raises(PinBlockedError):
-            client.verify_pin(IDENTITY["initial_pin"])
+            client.verify_pin(IDENTITY.initial_pin)

@@ -13,6 +13,7 @@ import pytest
 from eidemu.conformance.connection import CardConnectionError, open_card
 from eidemu.conformance.vpcd import VpcdConnection
 from eidemu.emulator.profile import load_profile
+from eidemu.emulator.transport.echo import ECHO_ATR, EchoCard
 from eidemu.emulator.transport.vpcd import (
     MAX_FRAME,
     CardSlots,
@@ -29,30 +30,6 @@ PIN_OK = bytes.fromhex("0020000108313233343536FFFF")
 PIN_BAD = bytes.fromhex("0020000108393939393939FFFF")
 PIN_STATUS = bytes.fromhex("00200001")
 FCI = bytes.fromhex("6F13820138830250008407A00000024710018A0105")
-
-
-class EchoCard:
-    """Answers each command with itself plus 9000; records power events."""
-
-    atr = bytes.fromhex("3B00")
-
-    def __init__(self, reply: bytes | None = None) -> None:
-        self.events: list[str] = []
-        self.reply = reply
-
-    def transmit(self, raw: bytes) -> bytes:
-        return self.reply if self.reply is not None else raw + b"\x90\x00"
-
-    def power_on(self) -> bytes:
-        self.events.append("on")
-        return self.atr
-
-    def power_off(self) -> None:
-        self.events.append("off")
-
-    def reset(self) -> bytes:
-        self.events.append("reset")
-        return self.atr
 
 
 @pytest.fixture
@@ -193,7 +170,7 @@ def test_power_cycle_and_reset_clear_security_state(listener):
         assert conn.reset() == ATR
         assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
         assert conn.transmit(PIN_OK) == b"\x90\x00"
-        assert conn.power_cycle() == ATR
+        assert conn.reset(cold=True) == ATR
         assert conn.transmit(PIN_STATUS) == bytes.fromhex("63C3")
 
 
@@ -206,7 +183,7 @@ def test_disconnect_powers_off_but_keeps_pin_counter(listener):
 
 
 def test_one_byte_payload_other_than_control_goes_to_the_card():
-    card = EchoCard()
+    card = EchoCard(echo_command=True)
     endpoint = VpcdListener(card, "127.0.0.1", 0).start()
     try:
         with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
@@ -217,7 +194,7 @@ def test_one_byte_payload_other_than_control_goes_to_the_card():
 
 
 def test_extended_frames_up_to_65535_bytes_both_ways():
-    card = EchoCard()
+    card = EchoCard(echo_command=True)
     endpoint = VpcdListener(card, "127.0.0.1", 0).start()
     try:
         with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
@@ -231,13 +208,13 @@ def test_extended_frames_up_to_65535_bytes_both_ways():
 
 
 def test_control_messages_reach_the_card():
-    card = EchoCard()
+    card = EchoCard(echo_command=True)
     endpoint = VpcdListener(card, "127.0.0.1", 0).start()
     try:
         conn = VpcdConnection.connect("127.0.0.1", endpoint.port)
-        assert conn.atr == b"\x3b\x00"
+        assert conn.atr == ECHO_ATR
         conn.reset()
-        conn.power_cycle()
+        conn.reset(cold=True)
         conn.close()
         assert wait_until(lambda: card.events[-1:] == ["off"] and endpoint.status == "listening")
         assert card.events[:4] == ["on", "reset", "off", "on"]
@@ -355,7 +332,7 @@ def test_normal_mode_misbehaving_vpcd_then_recovery(demo_card):
 def test_self_connection_is_refused():
     # With no listener, a loopback connect can hit its own port (simultaneous open); the
     # client must never treat that as vpcd. Probe the check directly.
-    client = VpcdClient(EchoCard(), "127.0.0.1", free_port())
+    client = VpcdClient(EchoCard(echo_command=True), "127.0.0.1", free_port())
     with pytest.raises(OSError):
         client.connect_once(timeout=0.5)
 
@@ -367,16 +344,16 @@ def test_card_slots_insert_remove_reinsert():
     events: list[tuple[int, str]] = []
     with CardSlots("127.0.0.1", 0, listen=True, on_event=lambda s, k, m: events.append((s, k))) as slots:
         a = slots.insert(0, load_profile("iso-demo").build())
-        b = slots.insert(1, EchoCard())
+        b = slots.insert(1, EchoCard(echo_command=True))
         with pytest.raises(ValueError, match="already holds a card"):
-            slots.insert(1, EchoCard())
+            slots.insert(1, EchoCard(echo_command=True))
         with VpcdConnection.connect("127.0.0.1", a.port) as one, VpcdConnection.connect("127.0.0.1", b.port) as two:
             assert one.transmit(PIN_STATUS) == bytes.fromhex("63C3")
             assert two.transmit(PIN_STATUS) == PIN_STATUS + b"\x90\x00"
         slots.remove(1)
         with pytest.raises(CardConnectionError, match="no card listening"):
             VpcdConnection.connect("127.0.0.1", b.port, timeout=1)
-        slots.insert(1, EchoCard())
+        slots.insert(1, EchoCard(echo_command=True))
         assert set(slots.endpoints) == {0, 1}
     assert a.stopped
 
@@ -406,7 +383,7 @@ def test_open_card_vpcd_uri_both_directions(demo_card):
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("vpcd:nowhere", "expected HOST:PORT"),
+        ("vpcd:nowhere", "vpcd: expects HOST:PORT, not 'nowhere'"),
         ("vpcd:127.0.0.1:1?bogus", "unknown vpcd: option 'bogus'"),
         ("vpcd:127.0.0.1:1", "no card listening on 127.0.0.1:1"),
     ],

@@ -75,7 +75,8 @@ def _card_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--card",
         default="emulator:iso-demo",
-        help="card URI: emulator:<profile>, pcsc:<reader>, vpcd:<host:port> (default emulator:iso-demo)",
+        help="card URI: emulator:<profile>, pcsc:<reader>, vpcd:<host:port>, served:<profile> "
+        "(default emulator:iso-demo)",
     )
     p.add_argument(
         "--card-config",

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import tempfile
 import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
@@ -26,6 +24,7 @@ from .show import format_exchange
 
 if TYPE_CHECKING:
     from eidemu.conformance.connection import CardConnection
+    from eidemu.emulator.transport.vpcd import PoweredCard
 
 DEFAULT_PROFILE = "moica-g2-valid-1"
 DOCUMENT = "eidemu demo: 報稅 2026 (a document to sign)".encode()
@@ -67,8 +66,8 @@ class ShownConnection:
             print("    " + format_exchange(command, response, max_bytes=self.max_bytes).replace("\n", "\n    "))
         return response
 
-    def reset(self) -> bytes:
-        return self.inner.reset()
+    def reset(self, cold: bool = False) -> bytes:
+        return self.inner.reset(cold)
 
     def close(self) -> None:
         self.inner.close()
@@ -101,40 +100,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_CARD_ERROR
 
 
-def _virtual_reader(stack: ExitStack, card: object) -> CardConnection | None:
+def _virtual_reader(stack: ExitStack, card: PoweredCard) -> CardConnection | None:
     """Start pcscd + vpcd privately, serve the card, connect through pyscard; or explain."""
-    from eidemu.emulator.transport import pcscd
+    from eidemu.cards import VirtualReader
+    from eidemu.emulator.transport.pcscd import PcscdError
 
-    run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="eidemu-demo-"))
     step(1, "starting a private pcscd with the vpcd virtual reader driver")
     started = time.monotonic()
     try:
-        instance = pcscd.start(run_dir)
-    except pcscd.PcscdError as exc:
+        reader = stack.enter_context(VirtualReader())
+    except PcscdError as exc:
         print(f"    virtual reader unavailable: {exc}")
         print("    falling back to the card in this process (scripts/setup.sh installs the stack)")
         return None
-    stack.callback(pcscd.stop, run_dir)
-    # libpcsclite reads the socket name once, when pyscard first talks to it.
-    os.environ.update(instance.environment)
-    reader = instance.reader_name(0)
-    print(f"    pcscd pid {instance.pid}, reader {reader!r} ({time.monotonic() - started:.2f} s)")
+    instance = reader.instance
+    print(f"    pcscd pid {instance.pid}, reader {instance.reader_name(0)!r} ({time.monotonic() - started:.2f} s)")
 
     from eidemu.conformance.pcsc import PcscConnection
-    from eidemu.emulator.transport.vpcd import CardSlots
 
-    step(2, f"inserting the emulated card into {reader!r}")
-    slots = stack.enter_context(CardSlots("localhost", instance.port, backoff=(0.01, 0.2)))
-    slots.insert(0, card)  # type: ignore[arg-type]
+    step(2, f"inserting the emulated card into {instance.reader_name(0)!r}")
     started = time.monotonic()
-    while True:
-        try:
-            connection = PcscConnection(reader)
-            break
-        except Exception:
-            if time.monotonic() - started > 10:
-                raise
-            time.sleep(0.05)
+    connection = PcscConnection(reader.insert(card, 0))
     print(f"    card present after {time.monotonic() - started:.2f} s; ATR {connection.atr.hex(' ').upper()}")
     print("    (the application below uses pyscard, exactly as with a physical reader)")
     return connection

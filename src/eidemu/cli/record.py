@@ -43,9 +43,10 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
     from eidemu.conformance.pcsc import PcscConnection
     from eidemu.conformance.record import RelayCard
     from eidemu.emulator.iso7816.trace import JsonLinesTracer
+    from eidemu.emulator.transport.pcscd import reader_name
     from eidemu.emulator.transport.vpcd import VPCD_PORT, CardSlots, connect_to_vpcd
 
-    from .serve import NOT_LISTENING_HINT, parse_address, reader_name
+    from .serve import NOT_LISTENING_HINT, parse_address
 
     out = out or sys.stdout
     if args.slot < 0:

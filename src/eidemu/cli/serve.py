@@ -21,9 +21,10 @@ import threading
 import time
 from typing import IO, Any
 
+from eidemu.emulator.transport.pcscd import reader_name
+
 from . import EXIT_OK, EXIT_USAGE, UsageError
 
-FRIENDLY_NAME = "Virtual PCD"
 NOT_LISTENING_HINT = (
     "is pcscd running with the vpcd reader? Install it with 'apt-get install pcscd vsmartcard-vpcd' and start "
     "pcscd (system: 'systemctl restart pcscd' or 'pcscd'; private: 'eidemu pcscd start', then use the "
@@ -53,15 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_address(text: str, option: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"{option} expects HOST:PORT, not {text!r}")
-    return host.strip("[]") or "localhost", int(port)
+    """``HOST:PORT`` of an option; a UsageError (exit 2) naming the option otherwise."""
+    from eidemu.conformance.connection import parse_address as parse
 
-
-def reader_name(slot: int) -> str:
-    """The name pcscd gives vpcd's slot with the usual reader.conf (``FRIENDLYNAME "Virtual PCD"``)."""
-    return f"{FRIENDLY_NAME} 00 {slot:02X}"
+    try:
+        return parse(text, option)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class Server:
