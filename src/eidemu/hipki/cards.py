@@ -24,7 +24,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
 
 from eidemu.conformance.connection import CardConnection, CardConnectionError, InProcessConnection, split_target
-from eidemu.conformance.moica import InvalidPinError, MoicaCard, MoicaError, PinBlockedError
+from eidemu.conformance.moica import InvalidPinError, MoicaCard, MoicaError, PinBlockedError, strip_type2_padding
 from eidemu.emulator.formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "TokenCertificate",
     "open_source",
     "read_token",
+    "strip_type2_padding",
 ]
 
 

@@ -34,6 +34,7 @@ from .cards import (
     Token,
     TokenCertificate,
     read_token,
+    strip_type2_padding,
 )
 from .cms import SignedAttributeRequest, hash_name, sign_cms, sign_pkcs1
 from .errors import HipkiError, LastError, RetCode, signed32, wrong_pin_error
@@ -44,7 +45,7 @@ log = logging.getLogger("eidemu.hipki")
 SERVER_VERSION = "1.3.4.9"  # passes the lexical gates ">= 1.3.4.3 / 1.3.4.13 / 1.3.4.103328"
 LIBRARY_DESCRIPTION = "eidemu HiPKI-compatible service (TEST, emulated cards)"
 CRYPTOKI_VERSION = "2.40"
-TOKEN_LABEL = "HiCOS PKI Smart Card"
+TOKEN_LABEL = "HiCOS PKI Smart Card"  # noqa: S105 - a token label, not a password
 PIN_MIN, PIN_MAX = 6, 8
 CKF_TOKEN_PRESENT, CKF_REMOVABLE_DEVICE, CKF_HW_SLOT = 0x1, 0x2, 0x4  # PKCS#11 v2.40 §3.2 CK_SLOT_INFO
 ABSENT = "__NotExistedTag__"  # what ChtICToken sends for a field it does not have
@@ -406,8 +407,6 @@ class HipkiService:
             assert token is not None and cert.key_reference is not None
             self._login(client, pin)
             block = self._private_operation(client, cert.key_reference, RetCode.DECRYPT_FAILED)(cipher)
-            from eidemu.conformance.moica import strip_type2_padding
-
             try:
                 plain = strip_type2_padding(block)
             except ValueError:
