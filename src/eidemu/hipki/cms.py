@@ -92,13 +92,15 @@ def signed_attributes(content: bytes, hash_alg: str, request: SignedAttributeReq
 
 def sign_cms(
     content: bytes,
-    signer: x509.Certificate,
+    signer_der: bytes,
     hash_alg: str,
     raw_sign: RawSigner,
     request: SignedAttributeRequest,
 ) -> bytes:
-    """DER of an attached CMS SignedData over ``content`` (RFC 5652 §5.1-§5.4): the signature is
+    """DER of an attached CMS SignedData over ``content`` by the holder of the certificate
+    ``signer_der`` (RFC 5652 §5.1-§5.4): the signature is
     RSASSA-PKCS1-v1_5 with ``hash_alg`` over the DER of the signed attributes as a SET (§5.4)."""
+    tbs_certificate = x509.Certificate.load(signer_der)["tbs_certificate"]
     attrs = signed_attributes(content, hash_alg, request)
     signature = raw_sign(emsa_pkcs1_v15(hash_alg, hashlib.new(hash_alg, attrs.dump()).digest()))
     digest_algorithm = algos.DigestAlgorithm({"algorithm": hash_alg})
@@ -108,7 +110,7 @@ def sign_cms(
             "sid": cms.SignerIdentifier(
                 {
                     "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": signer.issuer, "serial_number": signer.serial_number}
+                        {"issuer": tbs_certificate["issuer"].copy(), "serial_number": tbs_certificate["serial_number"].native}
                     )
                 }
             ),
@@ -118,16 +120,28 @@ def sign_cms(
             "signature": signature,
         }
     )
-    signed_data = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": {"content_type": "data", "content": content},
-            "certificates": [signer],
-            "signer_infos": [signer_info],
-        }
+    # SignedData (RFC 5652 §5.1) assembled from DER parts: asn1crypto re-encodes a certificate
+    # whose length octets end in 0x80 (it takes them for the indefinite form), which costs
+    # milliseconds per signature; the certificate's own DER is copied as it is instead.
+    encap = cms.EncapsulatedContentInfo({"content_type": "data", "content": content})
+    signed_data = _tlv(
+        0x30,
+        core.Integer(1).dump()
+        + cms.DigestAlgorithms([digest_algorithm]).dump()
+        + encap.dump()
+        + _tlv(0xA0, signer_der)  # certificates [0] IMPLICIT CertificateSet
+        + cms.SignerInfos([signer_info]).dump(),
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return _tlv(0x30, cms.ContentType("signed_data").dump() + _tlv(0xA0, signed_data))
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    """One DER TLV with a definite length (X.690 §8.1.3)."""
+    n = len(value)
+    if n < 0x80:
+        return bytes((tag, n)) + value
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + value
 
 
 __all__ = [

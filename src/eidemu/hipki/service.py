@@ -372,7 +372,7 @@ class HipkiService:
                     nonce=nonce_text.encode("utf-8") if nonce_text is not None else None,
                     card_number=token.card_number if with_sn else None,
                 )
-                signature = sign_cms(tbs, cert.cert, hash_alg, raw, request)
+                signature = sign_cms(tbs, cert.der, hash_alg, raw, request)
             return {
                 "func": "sign",
                 "ret_code": 0,
