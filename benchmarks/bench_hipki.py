@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"floor (same card operations over PC/SC + same CMS): median {report['floor_median_ms']} ms")
         print(f"ratio {report['ratio']} (target <= 1.3); each run: {' '.join(f'{r:.3f}' for r in per_run)}")
         print(f"median of per-round ratios {report['paired_ratio_median']}")
-        print(f"requests/s: 1 client {report['requests_per_second_1_client']}, 2 clients {report['requests_per_second_2_clients']}")
+        one, two = report["requests_per_second_1_client"], report["requests_per_second_2_clients"]
+        print(f"requests/s: 1 client {one}, 2 clients {two}")
     return 0 if report["ratio"] <= 1.3 else 1
 
 

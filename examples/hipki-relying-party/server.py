@@ -37,7 +37,11 @@ from eidemu.fixtures import fixture_path
 
 HERE = Path(__file__).parent
 NONCE_LIFETIME = 300.0
-HASHES = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+HASHES = {  # SHA-1 signatures are refused
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
 INTERMEDIATES = [
     x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(encoding=Encoding.DER)
     for path in sorted(fixture_path("pki").joinpath("ca").glob("moica-*.cert.pem"))
@@ -65,7 +69,10 @@ def verify_login(signature_b64: str, nonce: str, national_id: str) -> dict[str, 
     if content != nonce.encode():
         raise Rejected("the signed content is not the nonce this server issued")
     serial = signer["sid"].chosen["serial_number"].native
-    cert = next((x509.load_der_x509_certificate(d) for d in certs if x509.load_der_x509_certificate(d).serial_number == serial), None)
+    cert = next(
+        (x509.load_der_x509_certificate(d) for d in certs if x509.load_der_x509_certificate(d).serial_number == serial),
+        None,
+    )
     if cert is None:
         raise Rejected("the signer certificate is not in the signature")
     hash_name = signer["digest_algorithm"]["algorithm"].native
@@ -79,7 +86,10 @@ def verify_login(signature_b64: str, nonce: str, national_id: str) -> dict[str, 
         raise Rejected("the signer key is not RSA")
     try:
         key.verify(
-            signer["signature"].native, b"\x31" + signer["signed_attrs"].dump()[1:], padding.PKCS1v15(), HASHES[hash_name]
+            signer["signature"].native,
+            b"\x31" + signer["signed_attrs"].dump()[1:],
+            padding.PKCS1v15(),
+            HASHES[hash_name],
         )
     except Exception:
         raise Rejected("the signature does not verify with the certificate") from None
@@ -121,7 +131,9 @@ async def verify(request: web.Request) -> web.Response:
     if request.app[NONCES].pop(value, 0) < time.monotonic():
         return web.json_response({"ok": False, "reason": "unknown or expired nonce"})
     try:
-        who = await asyncio.to_thread(verify_login, str(body.get("signature", "")), value, str(body.get("nationalId", "")))
+        who = await asyncio.to_thread(
+            verify_login, str(body.get("signature", "")), value, str(body.get("nationalId", ""))
+        )
     except Rejected as exc:
         return web.json_response({"ok": False, "reason": str(exc)})
     return web.json_response({"ok": True, **who})
@@ -144,7 +156,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--hipki", default="http://localhost:61161", help="the local signing service")
     args = parser.parse_args()
-    web.run_app(make_app(args.hipki), host=args.host, port=args.port, print=lambda *_: print(f"relying party on {args.port}", flush=True))
+    web.run_app(
+        make_app(args.hipki),
+        host=args.host,
+        port=args.port,
+        print=lambda *_: print(f"relying party on {args.port}", flush=True),
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ with the exact JSON field names and types of docs/hipki.md (numbers as signed 32
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -416,15 +415,14 @@ def test_one_card_operation_at_a_time_queue_times_out(make_service):
     client = make_service("emulator:moica-g2-valid-1", queue_timeout=0.3)
     client.get("/pkcs11info")  # the slot's session exists
     (session,) = client.service.sessions.values()
-    loop = client.running.loop
-    asyncio.run_coroutine_threadsafe(session.lock.acquire(), loop).result(5)  # a long card operation
+    session.lock.acquire()  # a long card operation
     try:
         started = time.monotonic()
         answer = client.call("/sign", SIGN)
         assert error_fields(answer) == (0x7600000D, 0)
         assert 0.3 <= time.monotonic() - started < 5
     finally:
-        loop.call_soon_threadsafe(session.lock.release)
+        session.lock.release()
     assert client.call("/sign", SIGN)["ret_code"] == 0
 
 

@@ -148,7 +148,7 @@ class Page:
 
 
 def test_login_and_signature(servers, browser, card):
-    hipki, port = servers
+    _, port = servers
     who = card()
     page = Page(browser, f"http://rp.test:{port}/")
     assert page.read_card() == f"certificate {who['certificates']['sign']['serial_number']}, ID ending 9048"
@@ -161,7 +161,9 @@ def test_wrong_national_id_is_rejected(servers, browser, card):
     who = card()
     page = Page(browser, f"http://rp.test:{port}/")
     page.read_card()
-    assert page.log_in("A123456789", who["initial_pin"]) == "rejected: the certificate does not belong to this national ID"
+    assert (
+        page.log_in("A123456789", who["initial_pin"]) == "rejected: the certificate does not belong to this national ID"
+    )
 
 
 def test_wrong_pin_twice_then_right(servers, browser, card):

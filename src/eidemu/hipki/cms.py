@@ -110,7 +110,10 @@ def sign_cms(
             "sid": cms.SignerIdentifier(
                 {
                     "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": tbs_certificate["issuer"].copy(), "serial_number": tbs_certificate["serial_number"].native}
+                        {
+                            "issuer": tbs_certificate["issuer"].copy(),
+                            "serial_number": tbs_certificate["serial_number"].native,
+                        }
                     )
                 }
             ),

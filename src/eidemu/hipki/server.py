@@ -55,6 +55,7 @@ async def serve_forever(config: ServiceConfig, ready: threading.Event | None = N
         await asyncio.Event().wait()
     finally:
         await running.close()
+        service.close()
 
 
 class BackgroundService:
@@ -77,6 +78,7 @@ class BackgroundService:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
+        self.service.close()
 
 
 @contextlib.contextmanager

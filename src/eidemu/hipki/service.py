@@ -4,8 +4,8 @@
 (``docs/hipki.md``): the answer is a JSON object with ``func``, ``ret_code`` and
 ``last_error``; an error is :class:`~eidemu.hipki.errors.HipkiError`. One card operation at a
 time per slot: the others wait for the slot's lock at most ``queue_timeout`` seconds, then
-get ``0x7600000D``. Card I/O runs in worker threads, so the event loop keeps serving
-meanwhile.
+get ``0x7600000D``. Card I/O runs in worker threads (one hop per request: slot listing, lock
+and card operation in the same thread), so the event loop keeps serving meanwhile.
 
 PINs: taken from the request (or the scripted user), checked for length, handed to the
 card client and dropped; they never reach a log, a trace or a message.
@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -106,7 +108,7 @@ def check_pin(pin: str) -> str:
 class SlotSession:
     """One slot's open connection, its token (read once per card) and its operation lock."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = -1
     connection: Any = None
     token: Token | None = None
@@ -130,6 +132,7 @@ class HipkiService:
         source: CardSource,
         user: ScriptedUser | None = None,
         queue_timeout: float = 30.0,
+        max_workers: int = 64,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.source = source
@@ -137,7 +140,14 @@ class HipkiService:
         self.queue_timeout = queue_timeout
         self.clock = clock
         self.sessions: dict[str, SlotSession] = {}
+        self._sessions_lock = threading.Lock()
+        # Threads for card work; a request waiting for a busy card holds one while it waits.
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="hipki-card")
         self.faults: list[Fault] = []
+
+    def close(self) -> None:
+        """Stop the worker threads (requests still waiting for a card are dropped)."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- test control ------------------------------------------------------------------------
 
@@ -148,15 +158,21 @@ class HipkiService:
         return None
 
     # -- slots and sessions --------------------------------------------------------------------
+    # Card work runs in the service's worker threads, one hop per request: the slot listing,
+    # the wait for the slot's lock and the card operation happen in the same thread.
 
-    async def slots(self) -> list[SlotState]:
+    async def in_worker(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    def list_slots(self) -> list[SlotState]:
         try:
-            return await asyncio.to_thread(self.source.slots)
+            return self.source.slots()
         except CardConnectionError as exc:
             raise HipkiError(RetCode.NO_READER, f"cannot list readers: {exc}") from None
 
     def _session(self, slot: SlotState) -> SlotSession:
-        return self.sessions.setdefault(slot.description, SlotSession())
+        with self._sessions_lock:
+            return self.sessions.setdefault(slot.description, SlotSession())
 
     def _drop(self, slot: SlotState, session: SlotSession) -> None:
         if session.connection is not None:
@@ -166,8 +182,8 @@ class HipkiService:
                 pass
         session.connection, session.token, session.known = None, None, False
 
-    def _token(self, slot: SlotState, session: SlotSession) -> tuple[MoicaCard | None, Token | None]:
-        """(client, token) for the card in ``slot``, connecting and reading once per card (thread)."""
+    def _token(self, slot: SlotState, session: SlotSession) -> tuple[MoicaCard, Token | None]:
+        """(client, token) for the card in ``slot``, connecting and reading once per card."""
         if session.generation != slot.generation:
             self._drop(slot, session)
             session.generation = slot.generation
@@ -178,31 +194,24 @@ class HipkiService:
             session.token, session.known = read_token(client), True
         return client, session.token
 
-    async def with_card(self, slot: SlotState, work: Callable[[MoicaCard, Token | None], T]) -> T:
-        """Run ``work(client, token)`` in a thread, alone on this slot, after waiting for the
-        slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``."""
+    def with_card(self, slot: SlotState, work: Callable[[MoicaCard, Token | None], T]) -> T:
+        """Run ``work(client, token)`` alone on this slot (worker thread), after waiting for
+        the slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``."""
         session = self._session(slot)
+        if not session.lock.acquire(timeout=self.queue_timeout):
+            raise HipkiError(RetCode.EXECUTION_ERROR, f"the card in {slot.description!r} stayed busy")
         try:
-            await asyncio.wait_for(session.lock.acquire(), self.queue_timeout)
-        except TimeoutError:
-            raise HipkiError(RetCode.EXECUTION_ERROR, f"the card in {slot.description!r} stayed busy") from None
-        try:
-
-            def run() -> T:
-                try:
-                    client, token = self._token(slot, session)
-                    return work(client, token)
-                except CardConnectionError:
-                    self._drop(slot, session)
-                    raise HipkiError(RetCode.NO_CARD, f"the card in {slot.description!r} was removed") from None
-
-            return await asyncio.to_thread(run)
+            client, token = self._token(slot, session)
+            return work(client, token)
+        except CardConnectionError:
+            self._drop(slot, session)
+            raise HipkiError(RetCode.NO_CARD, f"the card in {slot.description!r} was removed") from None
         finally:
             session.lock.release()
 
-    async def pick_slot(self, package: dict[str, Any]) -> SlotState:
+    def pick_slot(self, package: dict[str, Any]) -> SlotState:
         """The slot named by ``slotDescription``/``readername``, else the first with a card."""
-        slots = await self.slots()
+        slots = self.list_slots()
         if not slots:
             raise HipkiError(RetCode.NO_READER, "no card reader")
         wanted = field_value(package, "slotDescription") or field_value(package, "readername")
@@ -216,16 +225,21 @@ class HipkiService:
                 return slot
         raise HipkiError(RetCode.NO_CARD, "no card in the reader")
 
+    def on_card(self, package: dict[str, Any], work: Callable[[MoicaCard, Token | None], T]) -> T:
+        return self.with_card(self.pick_slot(package), work)
+
     # -- /pkcs11info ---------------------------------------------------------------------------
 
     async def pkcs11info(self, with_cert: bool) -> dict[str, Any]:
-        slots = await self.slots()
+        return await self.in_worker(lambda: self._pkcs11info(with_cert))
+
+    def _pkcs11info(self, with_cert: bool) -> dict[str, Any]:
         described = []
-        for slot in slots:
+        for slot in self.list_slots():
             token: object = None
             if slot.present:
                 try:
-                    token = await self.with_card(slot, lambda _c, t: self._describe_token(t, with_cert))
+                    token = self.with_card(slot, lambda _c, t: self._describe_token(t, with_cert))
                 except HipkiError:
                     token = None  # removed while we looked: no token now
             described.append(
@@ -268,8 +282,11 @@ class HipkiService:
     # -- PIN, certificate choice -------------------------------------------------------------
 
     async def pin_for(self, package: dict[str, Any]) -> str:
+        """The request's PIN; without one, the card is looked for first (no card is reported
+        before no PIN), then the user is asked."""
         pin = field_value(package, "pin")
         if pin is None:
+            await self.in_worker(lambda: self.pick_slot(package))
             pin = await self.user.ask_pin()
         return check_pin(pin)
 
@@ -354,7 +371,6 @@ class HipkiService:
         nonce_text = field_value(package, "nonce")
         with_time, with_sn = flag(package, "withSigningTime"), flag(package, "withCardSN")
         check_validity = flag(package, "checkValidity")
-        slot = await self.pick_slot(package)
         pin = await self.pin_for(package)
 
         def work(client: MoicaCard, token: Token | None) -> dict[str, Any]:
@@ -382,7 +398,7 @@ class HipkiService:
                 "cardSN": token.card_number,
             }
 
-        return await self.with_card(slot, work)
+        return await self.in_worker(lambda: self.on_card(package, work))
 
     # -- /decrypt -------------------------------------------------------------------------------
 
@@ -399,7 +415,6 @@ class HipkiService:
             raise HipkiError(RetCode.BAD_PARAMETER, "plainEncoding is NONE or base64")
         if len(cipher) != 256:
             raise HipkiError(RetCode.BAD_PARAMETER, "cipher is one 2048-bit RSA block (256 bytes)")
-        slot = await self.pick_slot(package)
         pin = await self.pin_for(package)
 
         def work(client: MoicaCard, token: Token | None) -> dict[str, Any]:
@@ -422,7 +437,7 @@ class HipkiService:
                     ) from None
             return {"func": "decrypt", "ret_code": 0, "last_error": 0, "plain": text, "cardSN": token.card_number}
 
-        return await self.with_card(slot, work)
+        return await self.in_worker(lambda: self.on_card(package, work))
 
 
 def error_answer(func: str, exc: HipkiError) -> dict[str, Any]:
