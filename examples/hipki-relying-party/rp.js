@@ -16,6 +16,7 @@ function probe() {
       var end = bytes.indexOf(0);
       var info = JSON.parse(new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end)));
       if (info.ret_code === 0x76000031 || info.ret_code === 0x7600000F) {
+        document.getElementById("trust").hidden = false;
         throw new Error("untrusted site " + hex(info.ret_code) + ": open " + HIPKI + "/addDomain?domain=" + location.hostname);
       }
       if (info.ret_code !== 0) { throw new Error("service error " + hex(info.ret_code)); }
@@ -52,6 +53,19 @@ function popupCall(request) {
     window.addEventListener("message", onMessage);
   });
 }
+
+// The service asks its user to trust this site (/addDomain in a popup).
+document.getElementById("trust").onclick = function () {
+  window.open(HIPKI + "/addDomain?domain=" + encodeURIComponent(location.hostname), "hipki-trust", "width=420,height=320");
+  window.addEventListener("message", function onTrust(event) {
+    if (event.origin !== HIPKI) { return; }
+    var answer = JSON.parse(event.data);
+    if (answer.func !== "addDomain") { return; }
+    window.removeEventListener("message", onTrust);
+    show("service", answer.ret_code === 0 ? "site trusted" : "not trusted " + hex(answer.ret_code));
+    document.getElementById("trust").hidden = answer.ret_code === 0;
+  });
+};
 
 document.getElementById("read").onclick = function () {
   show("result", "");

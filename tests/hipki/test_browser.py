@@ -94,7 +94,7 @@ def browser():
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--disable-popup-blocking",  # the page opens the service popup after asynchronous steps
-        "--host-resolver-rules=MAP rp.test 127.0.0.1, MAP evil.test 127.0.0.1",
+        "--host-resolver-rules=MAP rp.test 127.0.0.1, MAP evil.test 127.0.0.1, MAP newsite.test 127.0.0.1",
     ):
         options.add_argument(argument)
     chrome = webdriver.Chrome(service=Service(driver), options=options)
@@ -219,3 +219,54 @@ def test_untrusted_site(servers, browser, card):
     assert page.wait_text("result", ("error",)) == (
         f"error: untrusted site 0x76000031: open {hipki}/addDomain?domain=evil.test"
     )
+
+
+def switch_to_popup(browser, main: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        others = [h for h in browser.window_handles if h != main]
+        if others:
+            browser.switch_to.window(others[-1])
+            return
+        time.sleep(0.05)
+    pytest.fail("the service popup did not open")
+
+
+def test_pin_typed_in_the_service_popup(servers, browser, card):
+    _, port = servers
+    who = card()
+    page = Page(browser, f"http://rp.test:{port}/")
+    page.read_card()
+    main = browser.current_window_handle
+    browser.find_element("id", "national-id").send_keys(who["national_id"])
+    browser.find_element("id", "login").click()  # no PIN on the page: the popup asks
+    switch_to_popup(browser, main)
+    try:
+        deadline = time.monotonic() + 15
+        while not browser.find_element("id", "pin-form").is_displayed():
+            assert time.monotonic() < deadline, "the popup did not ask for the PIN"
+            time.sleep(0.05)
+        browser.find_element("id", "pin").send_keys(who["initial_pin"])
+        browser.find_element("id", "pin-ok").click()
+    finally:
+        browser.switch_to.window(main)
+    assert page.wait_text("result", ("logged in", "rejected", "error")).startswith("logged in: ")
+
+
+def test_untrusted_site_trusted_through_add_domain(servers, browser, card, tmp_path_factory):
+    _, port = servers
+    card()
+    page = Page(browser, f"http://newsite.test:{port}/")
+    main = browser.current_window_handle
+    browser.find_element("id", "read").click()
+    assert page.wait_text("result", ("error",)).startswith("error: untrusted site 0x76000031")
+    browser.find_element("id", "trust").click()
+    switch_to_popup(browser, main)
+    try:
+        assert "newsite.test" in browser.find_element("tag name", "body").text
+        browser.find_element("id", "approve").click()
+    finally:
+        browser.switch_to.window(main)
+    assert page.wait_text("service", ("site trusted", "not trusted")) == "site trusted"
+    browser.execute_script("document.getElementById('result').textContent = ''")
+    assert page.read_card().startswith("certificate ")

@@ -249,13 +249,14 @@ def _page_headers() -> dict[str, str]:
     return {
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # our own form posts keep their Origin
     }
 
 
 async def add_domain(request: web.Request) -> web.Response:
     """GET: ask (or let the scripted user answer); POST from our own page: the person's yes."""
     state, service = request.app[STATE_KEY], request.app[SERVICE_KEY]
+    result: dict[str, Any] | None
     if request.method == "POST":
         form = await http.read_form(request, state.limits)
         domain = str(form.get("domain", ""))
@@ -269,8 +270,9 @@ async def add_domain(request: web.Request) -> web.Response:
             result = _decide(state, domain, decision)
     else:
         domain = request.query.get("domain", "")
-        result = _decide(state, domain, service.user.decide_site()) if valid_host(domain) else None
-        if not valid_host(domain):
+        if valid_host(domain):
+            result = _decide(state, domain, service.user.decide_site())
+        else:
             result = HipkiError(RetCode.BAD_PARAMETER, "domain is not a host name").answer("addDomain")
     config = {"domain": domain, "result": result}
     page = _fill(_page("adddomain.html"), CONFIG=_script_json(config), DOMAIN=html.escape(domain))

@@ -190,11 +190,13 @@ class TokenCertificate:
 
     @property
     def not_before(self) -> dt.datetime:
-        return self.cert["tbs_certificate"]["validity"]["not_before"].native  # type: ignore[no-any-return]
+        value: dt.datetime = self.cert["tbs_certificate"]["validity"]["not_before"].native
+        return value
 
     @property
     def not_after(self) -> dt.datetime:
-        return self.cert["tbs_certificate"]["validity"]["not_after"].native  # type: ignore[no-any-return]
+        value: dt.datetime = self.cert["tbs_certificate"]["validity"]["not_after"].native
+        return value
 
     @property
     def subject_id(self) -> str:

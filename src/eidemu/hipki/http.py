@@ -72,7 +72,7 @@ class _Refuse(asyncio.Protocol):
 class RunningServer:
     """A started service: its address, and :meth:`close`."""
 
-    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer) -> None:
+    def __init__(self, runner: web.AppRunner, server: asyncio.Server) -> None:
         self.runner = runner
         self.server = server
         sock: socket.socket = server.sockets[0]
