@@ -1,4 +1,11 @@
-"""The HiPKI-compatible service for the tests: in a background thread on a free port."""
+"""The HiPKI-compatible service for the tests: in a background thread on a free port.
+
+PC/SC tests here use the private pcscd + vpcd of tests/pcsc/conftest.py (its run directory,
+reader names and ``slots`` fixture). Its ``stack`` fixture is session-scoped and defined
+there; a second definition of it here would start a second pcscd in the same directory, so
+``stack`` here shares the running one when tests/pcsc started it first, else starts it for
+this module and stops it afterwards.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from eidemu.emulator.transport import pcscd
 from eidemu.hipki.server import BackgroundService, ServiceConfig
+from tests.pcsc import conftest as pcsc_stack
+from tests.pcsc.conftest import slots  # noqa: F401 - fixture, uses ``stack`` below
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY = json.loads((ROOT / "fixtures" / "pki" / "identities" / "g2-valid-1" / "identity.json").read_text("utf-8"))
@@ -72,3 +82,25 @@ def make_service(tmp_path) -> Iterator:
     yield make
     for running in started:
         running.close()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The private pcscd of tests/pcsc/conftest.py: shared when running, else started here."""
+    running = pcscd.PcscdInstance.load(pcsc_stack.RUN_DIR)
+    if running is not None and running.alive():
+        yield pcsc_stack.Stack(running)
+        return
+    missing = pcscd.missing_requirements()
+    if missing:
+        pytest.fail("the PC/SC stack is not installed: " + "; ".join(missing) + " (run scripts/setup.sh)")
+    hint = pcscd.pyscard_hint()
+    if hint:
+        pytest.fail(hint)
+    try:
+        instance = pcscd.start(pcsc_stack.RUN_DIR)
+    except pcscd.PcscdError as exc:
+        pytest.fail(f"cannot start the private pcscd: {exc}")
+    started = pcsc_stack.Stack(instance)
+    yield started
+    pcscd.stop(started.instance.run_dir)

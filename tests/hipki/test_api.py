@@ -228,6 +228,8 @@ def test_popup_page_for_a_trusted_site_carries_a_ticket(hipki, path):
     # The ticket lets the popup's same-origin call through, for the site it was issued to.
     answer = hipki.call("/sign", SIGN, headers={"X-HiPKI-Ticket": config["ticket"], "Origin": hipki.url})
     assert answer["ret_code"] == 0
+    again = hipki.call("/sign", SIGN, headers={"X-HiPKI-Ticket": config["ticket"], "Origin": hipki.url})
+    assert error_fields(again) == (0x7600000F, 0)  # one request per popup
     answer = hipki.call("/sign", SIGN, headers={"X-HiPKI-Ticket": "forged"})
     assert error_fields(answer) == (0x7600000F, 0)
 

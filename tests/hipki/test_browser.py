@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from eidemu.emulator.profile import load_profile
-from tests.pcsc.conftest import READER0, slots, stack, wait_for_card  # noqa: F401 - fixtures
+from tests.pcsc.conftest import READER0, wait_for_card
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITIES = ROOT / "fixtures" / "pki" / "identities"
@@ -52,7 +52,7 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 20.0) -> Non
 
 
 @pytest.fixture(scope="module")
-def servers(stack, tmp_path_factory):  # noqa: F811
+def servers(stack, tmp_path_factory):
     """(service URL, relying-party port): eidemu hipki serve over the vpcd reader, and the example."""
     tmp = tmp_path_factory.mktemp("hipki")
     hipki_port, rp_port = free_port(), free_port()
@@ -104,7 +104,7 @@ def browser():
 
 
 @pytest.fixture
-def card(slots, tmp_path):  # noqa: F811
+def card(slots, tmp_path):
     """Insert a fresh card of a profile into the vpcd reader; returns its identity."""
 
     def insert(slug: str = "g2-valid-1") -> dict:
@@ -190,7 +190,7 @@ def test_pin_locked(servers, browser, card):
     )
 
 
-def test_card_removed_between_probe_and_sign(servers, browser, card, slots):  # noqa: F811
+def test_card_removed_between_probe_and_sign(servers, browser, card, slots):
     _, port = servers
     who = card()
     page = Page(browser, f"http://rp.test:{port}/")

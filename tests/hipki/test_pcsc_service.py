@@ -11,7 +11,7 @@ import pytest
 from asn1crypto import cms
 
 from eidemu.emulator.profile import load_profile
-from tests.pcsc.conftest import READER0, READER1, slots, stack, wait_for_card  # noqa: F401 - fixtures
+from tests.pcsc.conftest import READER0, READER1, wait_for_card
 
 from .conftest import PIN, Client, start
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.pcsc
 
 
 @pytest.fixture
-def pcsc_service(stack, tmp_path):  # noqa: F811
+def pcsc_service(stack, tmp_path):
     running = start("pcsc:Virtual PCD", tmp_path, trusted=("rp.test",))
     try:
         yield Client(running)
@@ -33,7 +33,7 @@ def tokens(client: Client) -> dict[str, object]:
     return {s["slotDescription"]: s["token"] and s["token"]["serialNumber"] for s in answer["slots"]}
 
 
-def test_cards_inserted_and_removed_are_followed_without_restart(pcsc_service, slots, tmp_path):  # noqa: F811
+def test_cards_inserted_and_removed_are_followed_without_restart(pcsc_service, slots, tmp_path):
     assert tokens(pcsc_service) == {READER0: None, READER1: None}
     flags = [s["flags"] for s in pcsc_service.get("/pkcs11info").json()["slots"]]
     assert flags == [6, 6]
@@ -53,7 +53,7 @@ def test_cards_inserted_and_removed_are_followed_without_restart(pcsc_service, s
     assert tokens(pcsc_service)[READER0] not in (None, "TP46375051237517")
 
 
-def test_sign_pkcs7_over_pcsc_and_two_clients_are_served_in_turn(pcsc_service, slots, tmp_path):  # noqa: F811
+def test_sign_pkcs7_over_pcsc_and_two_clients_are_served_in_turn(pcsc_service, slots, tmp_path):
     slots.insert(0, load_profile("moica-g2-valid-1").build(tmp_path / "a.json"))
     wait_for_card(READER0)
     package = {"tbs": "over pcsc", "signatureType": "PKCS7", "pin": PIN, "slotDescription": READER0}

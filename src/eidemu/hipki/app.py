@@ -153,6 +153,17 @@ async def _package(request: web.Request, state: AppState) -> dict[str, Any]:
 
 
 async def _call(request: web.Request, func: str) -> web.Response:
+    """One JSON call; a popup's ticket is spent by any answer but "no PIN" (the popup then
+    asks the person and calls again)."""
+    state = request.app[STATE_KEY]
+    answer = await _answer(request, func)
+    ticket = request.headers.get("X-HiPKI-Ticket")
+    if ticket is not None and answer["ret_code"] != RetCode.NO_PIN:
+        state.tickets.pop(ticket, None)
+    return json_response(answer)
+
+
+async def _answer(request: web.Request, func: str) -> dict[str, Any]:
     service, state = request.app[SERVICE_KEY], request.app[STATE_KEY]
     try:
         fault = service.take_fault(request.path)
@@ -164,16 +175,15 @@ async def _call(request: web.Request, func: str) -> web.Response:
             if request.method == "POST":
                 form = await http.read_form(request, state.limits)
                 with_cert = with_cert or str(form.get("withcert", "")).lower() == "true"
-            return json_response(await service.pkcs11info(with_cert))
+            return await service.pkcs11info(with_cert)
         package = await _package(request, state)
-        answer = await (service.sign(package) if func == "sign" else service.decrypt(package))
-        return json_response(answer)
+        return await (service.sign(package) if func == "sign" else service.decrypt(package))
     except HipkiError as exc:
         log.info("%s: ret_code %08X: %s", request.path, exc.ret_code, exc.message)
         answer = error_answer(func, exc)
         if func == "pkcs11info":
             answer["serverVersion"] = SERVER_VERSION
-        return json_response(answer)
+        return answer
 
 
 async def pkcs11info(request: web.Request) -> web.Response:
