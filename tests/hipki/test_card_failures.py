@@ -5,6 +5,7 @@ decryption whose result is not a PKCS#1 v1.5 block."""
 from __future__ import annotations
 
 import base64
+import json
 
 from eidemu.conformance.moica import MoicaCard, MoicaError
 from eidemu.hipki.service import HipkiService
@@ -42,3 +43,16 @@ def test_decryption_error_is_76300002(hipki):
     answer = hipki.call("/decrypt", {"cipher": garbage, "pin": PIN})
     assert (answer["ret_code"], answer["last_error"]) == (0x76300002, 0x06)
     assert hipki.call("/decrypt", {"cipher": "AAAA", "pin": PIN})["ret_code"] == 0x7600000C  # not one RSA block
+
+
+def test_a_bug_is_a_json_answer_not_a_500(hipki, monkeypatch):
+    def broken(self, *args):
+        raise RuntimeError(f"bug holding {PIN}")
+
+    monkeypatch.setattr(MoicaCard, "verify_pin", broken)
+    response = hipki.post("/sign", data={"tbsPackage": json.dumps({"tbs": "x", "pin": PIN})})
+    assert response.status_code == 200
+    assert response.json() == {
+        "func": "sign", "ret_code": 0x7600000D, "last_error": 0, "message": "internal error in the service",
+        "signature": "", "certb64": "", "cardSN": "",
+    }  # fmt: skip

@@ -36,7 +36,7 @@ from aiohttp import web
 from . import http
 from .bmp import text_bmp
 from .cards import EmulatorSource
-from .errors import HipkiError, RetCode, signed32
+from .errors import HipkiError, RetCode
 from .service import SERVER_VERSION, Fault, HipkiService, error_answer, parse_package
 from .trust import TrustedSites, origin_host, valid_host
 from .user import Step
@@ -178,8 +178,15 @@ async def _answer(request: web.Request, func: str) -> dict[str, Any]:
             return await service.pkcs11info(with_cert)
         package = await _package(request, state)
         return await (service.sign(package) if func == "sign" else service.decrypt(package))
-    except HipkiError as exc:
-        log.info("%s: ret_code %08X: %s", request.path, exc.ret_code, exc.message)
+    except (web.HTTPException, TimeoutError):
+        raise  # body too large, body too slow: answered by the guard
+    except Exception as caught:  # every failure is a JSON answer; a bug is logged, without locals
+        if isinstance(caught, HipkiError):
+            exc = caught
+            log.info("%s: ret_code %08X: %s", request.path, exc.ret_code, exc.message)
+        else:
+            log.error("%s: internal error: %s", request.path, type(caught).__name__)
+            exc = HipkiError(RetCode.EXECUTION_ERROR, "internal error in the service")
         answer = error_answer(func, exc)
         if func == "pkcs11info":
             answer["serverVersion"] = SERVER_VERSION
@@ -376,4 +383,4 @@ def build_app(
     return app
 
 
-__all__ = ["AppState", "build_app", "caller", "signed32"]
+__all__ = ["AppState", "build_app", "caller"]

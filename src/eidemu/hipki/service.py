@@ -39,7 +39,7 @@ from .cards import (
     strip_type2_padding,
 )
 from .cms import SignedAttributeRequest, hash_name, sign_cms, sign_pkcs1
-from .errors import HipkiError, LastError, RetCode, signed32, wrong_pin_error
+from .errors import HipkiError, LastError, RetCode, wrong_pin_error
 from .user import ScriptedUser
 
 log = logging.getLogger("eidemu.hipki")
@@ -448,4 +448,4 @@ def error_answer(func: str, exc: HipkiError) -> dict[str, Any]:
     return answer
 
 
-__all__ = ["SERVER_VERSION", "Fault", "HipkiService", "error_answer", "parse_package", "signed32"]
+__all__ = ["SERVER_VERSION", "Fault", "HipkiService", "error_answer", "parse_package"]
