@@ -19,7 +19,12 @@ import requests
 from eidemu.emulator.transport import pcscd
 from eidemu.hipki.server import BackgroundService, ServiceConfig
 from tests.pcsc import conftest as pcsc_stack
-from tests.pcsc.conftest import slots  # noqa: F401 - fixture, uses ``stack`` below
+from tests.pcsc.conftest import PYSCARD_MISSING, slots  # noqa: F401 - fixture, uses ``stack`` below
+
+if PYSCARD_MISSING is not None:
+    # The PC/SC and browser modules import pyscard helpers at the top: without pyscard each
+    # module here is one test that skips (or fails under EIDEMU_REQUIRE_PCSC), as in tests/pcsc.
+    from tests.pcsc.conftest import pytest_pycollect_makemodule  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY = json.loads((ROOT / "fixtures" / "pki" / "identities" / "g2-valid-1" / "identity.json").read_text("utf-8"))

@@ -56,7 +56,7 @@ def servers(stack, tmp_path_factory):
     """(service URL, relying-party port): eidemu hipki serve over the vpcd reader, and the example."""
     tmp = tmp_path_factory.mktemp("hipki")
     hipki_port, rp_port = free_port(), free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     service = subprocess.Popen(
         [sys.executable, "-m", "eidemu.cli", "hipki", "serve", "--card", f"pcsc:{READER0}", "--port", str(hipki_port),
          "--trust", "rp.test", "--trust-file", str(tmp / "trusted.json"), "--test-control"],
