@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +23,15 @@ from eidemu.fixtures import fixture_path
 from .cardos.card import Application, Card, SymmetricKey
 from .cardos.fs import DF, File, RecordEF, TransparentEF
 from .cardos.security import NEVER, AccessCondition, Pin
+from .formats.files import (
+    CONTENT_LIMIT,
+    MAX_NESTING,
+    PROFILE_LIMIT,
+    InputFileError,
+    nesting_problem,
+    read_bounded,
+    read_text_bounded,
+)
 from .iso7816.apdu import parse_hex
 
 PROFILE_VERSION = 1
@@ -34,6 +44,41 @@ class _ProfileLoader(yaml.SafeLoader):
     """YAML without implicit numbers: ``fid: 5000`` and ``ref: 0101`` stay the hex text the
     author wrote (plain YAML would read them as decimal 5000 and octal 65); fields that
     are counts convert their text as decimal."""
+
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Nesting is bounded while composing, before any recursion can run away."""
+        depth = getattr(self, "_eidemu_depth", 0) + 1
+        if depth > MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark
+            )
+        self._eidemu_depth = depth
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._eidemu_depth = depth - 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A key written twice in one mapping is an error (plain YAML keeps the last silently)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key must be a plain value", key_node.start_mark
+                    ) from None
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {str(key)[:40]!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _ProfileLoader.yaml_implicit_resolvers = {
@@ -139,9 +184,11 @@ class Node:
         else:
             path = (self.base_dir / node.as_str()).resolve()
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise node.fail(f"cannot read {node.value!r}: {exc.strerror}") from None
+                data = read_bounded(path, CONTENT_LIMIT, "content file")
+            except FileNotFoundError:
+                raise node.fail(f"cannot read {node.value!r}: no such file") from None
+            except InputFileError as exc:
+                raise node.fail(f"{node.value!r}: {str(exc).partition(': ')[2]}") from None
             if path.suffix in (".pem", ".crt") and data.lstrip().startswith(b"-----BEGIN"):
                 data = _pem_to_der(data, node)
         if "pad_to" in spec:
@@ -231,18 +278,19 @@ class Profile:
         return f"{self.name}#{digest.hexdigest()[:12]}"
 
     def build(self, state_file: str | Path | None = None) -> Card:
-        """A freshly personalised card; with ``state_file``, its saved state applied."""
-        from .state import StateStore
+        """A freshly personalised card; with ``state_file``, its saved state applied.
+
+        The state file is locked for the card's life and checked against the profile
+        before it is applied (:mod:`eidemu.emulator.state`): StateError otherwise."""
+        from .state import StateStore, validate_state
 
         card = _build_card(self)
         if state_file is not None:
             card.store = StateStore(state_file, self.profile_id)
             saved = card.store.load()
             if saved is not None:
-                try:
-                    card.restore(saved)
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ProfileError(f"{state_file}: state does not fit the profile: {exc}") from None
+                validate_state(saved, card, str(state_file))
+                card.restore(saved)
         card.power_on()
         return card
 
@@ -250,14 +298,22 @@ class Profile:
 def resolve_profile_path(name: str | Path) -> Path:
     """A path as given, or the name of a shipped profile in fixtures/profiles."""
     path = Path(name)
-    if path.exists():
+    if _exists(path):
         return path
     for suffix in ("", ".yaml", ".yml", ".json"):
         candidate = PROFILE_DIR / f"{name}{suffix}"
-        if candidate.exists():
+        if _exists(candidate):
             return candidate
     shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
     raise ProfileError(f"{name}: no such profile file (shipped profiles: {shipped})")
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``; names the system cannot look up (too long, NUL) are not."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
 
 
 def load_profile(name: str | Path) -> Profile:
@@ -265,21 +321,34 @@ def load_profile(name: str | Path) -> Profile:
     path = resolve_profile_path(name)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{source}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{source}: not UTF-8 text") from None
+        text = read_text_bounded(path, PROFILE_LIMIT, "profile")
+    except FileNotFoundError:
+        raise ProfileError(f"{source}: cannot read: no such file") from None
+    except InputFileError as exc:
+        raise ProfileError(str(exc)) from None
+    doc = parse_document(text, source, json_syntax=path.suffix == ".json")
+    profile = Profile(path, doc)
+    _build_card(profile)  # full validation, including file references and applications
+    return profile
+
+
+def parse_document(text: str, source: str, json_syntax: bool = False) -> Any:
+    """A YAML (or JSON) document with bounded nesting and size; ProfileError naming the place."""
     try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = json.loads(text) if json_syntax else yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ProfileError(f"{source}: nested deeper than {MAX_NESTING} levels") from None
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{source}: line {exc.lineno}, column {exc.colno}: syntax error: {exc.msg}") from None
     except (ValueError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ProfileError(f"{source}: {where}syntax error: {problem}") from None
-    profile = Profile(path, doc)
-    _build_card(profile)  # full validation, including file references and applications
-    return profile
+    problem = nesting_problem(doc)
+    if problem:
+        raise ProfileError(f"{source}: document is {problem}")
+    return doc
 
 
 def _build_card(profile: Profile) -> Card:

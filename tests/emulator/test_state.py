@@ -72,7 +72,7 @@ def test_corrupt_state_is_a_clear_error(demo_profile, tmp_path, content):
 def test_state_naming_unknown_objects_is_refused(demo_profile, tmp_path):
     state = tmp_path / "card.state"
     StateStore(state, demo_profile.profile_id).save({"pins": {"7F": {"remaining": 1, "value": "00"}}, "files": {}})
-    with pytest.raises(ProfileError, match="PIN 7F"):
+    with pytest.raises(StateError, match="PIN 7F"):
         demo_profile.build(state)
 
 
@@ -80,7 +80,7 @@ def test_save_leaves_no_temporary_files(tmp_path):
     store = StateStore(tmp_path / "s.json", "p")
     for i in range(5):
         store.save({"pins": {}, "files": {}, "n": i})
-    assert os.listdir(tmp_path) == ["s.json"]
+    assert sorted(os.listdir(tmp_path)) == [".s.json.lock", "s.json"]  # the lock file stays
     assert store.load()["n"] == 4
 
 
