@@ -45,7 +45,6 @@ class _ProfileLoader(yaml.SafeLoader):
     author wrote (plain YAML would read them as decimal 5000 and octal 65); fields that
     are counts convert their text as decimal."""
 
-
     def compose_node(self, parent: Any, index: Any) -> Any:
         """Nesting is bounded while composing, before any recursion can run away."""
         depth = getattr(self, "_eidemu_depth", 0) + 1
@@ -134,8 +133,8 @@ class Node:
             raise self.fail("expected a hex string")
         try:
             return parse_hex(self.value)
-        except ValueError:
-            raise self.fail(f"not a hex string: {self.value!r}") from None
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None  # never the value: it may be a PIN or a key
 
     def as_ref(self, bits: int = 8) -> int:
         """A reference or identifier given as an integer or as a hex string."""

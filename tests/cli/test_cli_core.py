@@ -48,8 +48,15 @@ def test_apdu_state_file_keeps_counter(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["apdu", "--profile", "iso-demo", "00A4ZZ"], "APDU '00A4ZZ': not a hex string"),
-        (["apdu", "--profile", "iso-demo", "00A4000C03AABB"], "APDU '00A4000C03AABB': Lc=3 does not match"),
+        (["apdu", "--profile", "iso-demo", "00A4ZZ"], "APDU 1: not a hex string (unexpected character at digit 5)"),
+        (
+            ["apdu", "--profile", "iso-demo", "00A4000C03AABB"],
+            "APDU 1 (00 A4 00 0C 03 AA BB): Lc=3 does not match",
+        ),
+        (
+            ["apdu", "--profile", "iso-demo", "00A40000", "0020000108313233343536FF"],
+            "APDU 2 (00 20 00 01 ** ** ** ** ** ** ** **): Lc=8 does not match",
+        ),
         (["apdu", "--profile", "nope", "00A40000"], "nope: no such profile file"),
         (["apdu", "--card", "floppy:a", "00A40000"], "unknown card URI scheme 'floppy'"),
         (["profile", "check", "missing.yaml"], "missing.yaml: no such profile file"),
@@ -85,7 +92,9 @@ def test_bad_profile_is_one_line_from_a_real_process(tmp_path):
         [sys.executable, "-m", "eidemu.cli", "profile", "check", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string: 'XYZ'"
+    assert (
+        proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string (unexpected character at digit 1)"
+    )
 
 
 def test_demo_in_process_signs_and_validates(capsys):

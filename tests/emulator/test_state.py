@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-from eidemu.emulator.profile import ProfileError
 from eidemu.emulator.state import StateError, StateStore
 
 from .conftest import PIN_BAD, PIN_OK, Terminal
