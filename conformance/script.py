@@ -626,7 +626,10 @@ class _Parser:
         except FileNotFoundError:
             raise ScriptError(where, f"cannot read {path}: no such file") from None
         except InputFileError as exc:
-            raise ScriptError(where, str(exc)) from None
+            message = str(exc)
+            raise ScriptError(
+                where, message.partition(": ")[2] if message.startswith(f"{path}: ") else message
+            ) from None
 
     def parse_file(self, path: Path, location: Location | None = None, fragment: bool = False) -> Script:
         text = self.read(path, location)

@@ -28,6 +28,7 @@ from .formats.files import (
     MAX_NESTING,
     PROFILE_LIMIT,
     InputFileError,
+    is_inside,
     nesting_problem,
     read_bounded,
     read_text_bounded,
@@ -562,3 +563,76 @@ def _applications(root: Node, card: Card) -> None:
             card.add_application(make(node, node.child("type").as_str(), df, aid, dict(spec.get("options") or {})))
         except ValueError as exc:
             raise node.fail(str(exc)) from None
+
+
+# -- profile check: what loads but is almost certainly a mistake ---------------------------
+
+RESERVED_FIDS = {0x3FFF: "3FFF is reserved for path selection", 0xFFFF: "FFFF is reserved (RFU)"}
+"""ISO/IEC 7816-4 §7.1.1: 3FFF stands for the current DF in paths, FFFF is reserved;
+3F00 names the MF and cannot name another file."""
+
+
+def check_profile(profile: Profile) -> list[str]:
+    """Problems in a profile that loads: one line each, naming the file and the place.
+
+    Duplicate YAML keys are refused when the profile is read (:class:`ProfileError`);
+    this finds duplicate DF names (AIDs), access rules naming a PIN or key the profile does
+    not define, reserved file identifiers and content files outside the profile's folder.
+    """
+    card = _build_card(profile)
+    source, base = str(profile.path), profile.path.parent
+    problems: list[str] = []
+
+    def note(where: str, message: str) -> None:
+        problems.append(f"{source}: {where or 'top level'}: {message}")
+
+    def rule(where: str, text: object) -> None:
+        try:
+            condition = AccessCondition.parse(str(text))
+        except ValueError:
+            return  # refused by the loader already
+        for cond in (condition, *condition.alternatives):
+            if cond.kind == "pin" and cond.ref not in card.pins:
+                note(where, f"names PIN {cond.ref:02X}, which the profile does not define")
+            if cond.kind == "auth" and cond.ref not in card.keys:
+                note(where, f"names key {cond.ref:02X}, which the profile does not define")
+
+    def content_file(where: str, content: object) -> None:
+        if isinstance(content, dict) and isinstance(content.get("file"), str):
+            if not is_inside(base / content["file"], base):
+                note(f"{where}.file", "content file lies outside the profile's folder")
+
+    aids: dict[bytes, str] = {}
+
+    def walk(entries: object, where: str) -> None:
+        if not isinstance(entries, list):
+            return
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            here = f"{where}[{i}]"
+            node = Node(entry, here, source, base)
+            fid = node.child("fid").as_ref(16) if "fid" in entry else None
+            if fid in RESERVED_FIDS:
+                note(f"{here}.fid", RESERVED_FIDS[fid])
+            elif fid == 0x3F00:
+                note(f"{here}.fid", "3F00 is the MF and cannot name another file")
+            if "aid" in entry:
+                aid = node.child("aid").as_hex()
+                if aid in aids:
+                    note(f"{here}.aid", f"DF name {aid.hex().upper()} already used at {aids[aid]}")
+                aids.setdefault(aid, f"{here}.aid")
+            for op, text in (entry.get("access") or {}).items():
+                rule(f"{here}.access.{op}", text)
+            content_file(f"{here}.content", entry.get("content"))
+            for j, record in enumerate(entry.get("records") or []):
+                content_file(f"{here}.records[{j}]", record)
+            walk(entry.get("children"), f"{here}.children")
+
+    walk(profile.document.get("files"), "files")
+    for i, pin in enumerate(profile.document.get("pins") or []):
+        if isinstance(pin, dict) and "unblock" in pin:
+            rule(f"pins[{i}].unblock", pin["unblock"])
+    for key, value in (profile.document.get("data_objects") or {}).items():
+        content_file(f"data_objects.{key}", value)
+    return problems

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -96,6 +97,15 @@ class StateStore:
                 _HELD[key] = (held[0], self)  # take over from an older card of this process
                 self._acquired = True
                 return
+            try:
+                mode = os.stat(self.path).st_mode
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise StateError(f"{self.path}: cannot use state file: {exc.strerror}") from None
+            else:
+                if not stat.S_ISREG(mode):  # no lock file beside a device or FIFO
+                    raise StateError(f"{self.path}: state file is not a regular file")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
