@@ -140,7 +140,7 @@ def test_no_pin_in_any_output(capsys, tmp_path, caplog):
     assert "** ** ** ** ** ** ** **" in o.texts["apdu: stdout"]
 
     # apdu usage errors: malformed lengths in each PIN instruction
-    for i, ins in enumerate(("20", "21", "24", "25", "2C", "2D")):
+    for ins in ("20", "21", "24", "25", "2C", "2D"):
         code = o.run(f"apdu-bad-{ins}", "apdu", "--profile", "iso-demo", f"80{ins}000109{PIN}")
         assert code == 2
         assert o.texts[f"apdu-bad-{ins}: stderr"].startswith(f"eidemu: error: APDU 1 (80 {ins} 00 01 ** ** ")
