@@ -288,6 +288,7 @@ def test_json_syntax_errors_name_line_and_column(tmp_path, capsys):
     path = tmp_path / "p.json"
     path.write_text('{"eidemu_profile": 1,\n "atr": }')
     code, _, err = run_main(capsys, "profile", "check", str(path))
+    assert code == 2
     assert err == f"eidemu: error: {path}: line 2, column 9: syntax error: Expecting value\n"
 
 
