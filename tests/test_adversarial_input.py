@@ -255,6 +255,7 @@ def test_profile_syntax_errors_do_not_echo_values(tmp_path, capsys):
         "eidemu_profile: 1\natr: 3B 00\nkeys:\n  - {ref: 01, algorithm: aes, value: 00112233445566778899AABBCCDDEEXX}\n"
     )
     code, _, err = run_main(capsys, "profile", "check", str(path))
+    assert code == 2
     assert err == f"eidemu: error: {path}: keys[0].value: not a hex string (unexpected character at digit 31)\n"
     assert "00112233" not in err
 
