@@ -271,6 +271,8 @@ def check_one(ent: Entropy, folder: Path, tally: Tally) -> None:
             problem = "more than one line"
         elif code in (0, 1) and err and not all(line.startswith("eidemu: ") for line in lines):
             problem = "stray output on standard error"
+        elif code == 0 and command == ("profile", "check") and out != f"{path}: ok ({_name(out)})\n":
+            problem = "profile check passed without saying so"
         if problem:
             raise Broken(f"{problem}: eidemu {' '.join(argv)}\n--- input:\n{data[:2000]!r}\n--- stderr:\n{err[:2000]}")
         if code == 2 and lines:
@@ -279,6 +281,10 @@ def check_one(ent: Entropy, folder: Path, tally: Tally) -> None:
     for leftover in folder.iterdir():  # a profile may have created nothing, but make sure
         if leftover.is_file():
             leftover.unlink()
+
+
+def _name(out: str) -> str:
+    return out.rpartition(" (")[2].rstrip(")\n")
 
 
 def _message_class(line: str, path: str) -> str:
