@@ -568,7 +568,7 @@ def _applications(root: Node, card: Card) -> None:
 # -- profile check: what loads but is almost certainly a mistake ---------------------------
 
 RESERVED_FIDS = {0x3FFF: "3FFF is reserved for path selection", 0xFFFF: "FFFF is reserved (RFU)"}
-"""ISO/IEC 7816-4 §7.1.1: 3FFF stands for the current DF in paths, FFFF is reserved;
+"""ISO/IEC 7816-4:2005 §5.3.1.1: 3FFF stands for the current DF in paths, FFFF is reserved;
 3F00 names the MF and cannot name another file."""
 
 
