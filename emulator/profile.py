@@ -286,10 +286,15 @@ class Profile:
 
         card = _build_card(self)
         if state_file is not None:
-            card.store = StateStore(state_file, self.profile_id)
-            saved = card.store.load()
+            card.store = store = StateStore(state_file, self.profile_id)
+            try:
+                saved = store.load()
+                if saved is not None:
+                    validate_state(saved, card, str(state_file))
+            except BaseException:
+                store.release()  # a refused state file is not kept locked
+                raise
             if saved is not None:
-                validate_state(saved, card, str(state_file))
                 card.restore(saved)
         card.power_on()
         return card

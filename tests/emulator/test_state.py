@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from eidemu.emulator import state as state_module
 from eidemu.emulator.state import StateError, StateStore
 
 from .conftest import PIN_BAD, PIN_OK, Terminal
@@ -238,6 +239,7 @@ def test_incomplete_or_wrongly_typed_state_is_refused(demo_profile, tmp_path, ca
     assert str(info.value).startswith(f"{state}: ")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+    assert StateStore(state, "x")._lock_key() not in state_module._HELD  # refused: not kept locked
 
 
 @pytest.mark.parametrize("version", ["true", "1.0", '"1"', "null"])
