@@ -460,8 +460,9 @@ def _access(node: Node | None) -> dict[str, AccessCondition]:
     spec = node.mapping({"read", "update"})
     rules = {}
     for op in spec:
+        text = node.child(op).as_str()
         try:
-            rules[op] = AccessCondition.parse(node.child(op).as_str())
+            rules[op] = AccessCondition.parse(text)
         except ValueError as exc:
             raise node.child(op).fail(str(exc)) from None
     return rules
@@ -478,8 +479,9 @@ def _pins(root: Node) -> dict[int, Pin]:
         value = node.child("value").as_str().encode() if "value" in spec else node.child("value_hex").as_hex()
         unblock = NEVER
         if "unblock" in spec:
+            text = node.child("unblock").as_str()
             try:
-                unblock = AccessCondition.parse(node.child("unblock").as_str())
+                unblock = AccessCondition.parse(text)
             except ValueError as exc:
                 raise node.child("unblock").fail(str(exc)) from None
         tries = node.optional("tries", lambda n: n.as_int(1, 15), 3)
@@ -528,6 +530,16 @@ def _keys(root: Node) -> dict[int, SymmetricKey]:
     return keys
 
 
+def _options(node: Node) -> dict[str, Any]:
+    """An application's ``options``: a mapping (or nothing)."""
+    options = node.get("options")
+    if options is None or options.value is None:
+        return {}
+    if not isinstance(options.value, dict):
+        raise options.fail(f"expected a mapping, found {type(options.value).__name__}")
+    return dict(options.value)
+
+
 def _applications(root: Node, card: Card) -> None:
     from .applets import APPLICATION_TYPES
 
@@ -537,17 +549,15 @@ def _applications(root: Node, card: Card) -> None:
             raise node.fail(f"unknown application type {kind!r} (known: {', '.join(sorted(APPLICATION_TYPES))})")
         try:
             return cls(card, df, aid, options, base_dir=root.base_dir)
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # options of the wrong shape
             raise node.fail(f"{kind}: {exc}") from None
 
     default = root.get("default_application")
     if default is None:
         card.set_default_application(make(root, "iso", card.mf, b"", {}))
     else:
-        spec = default.mapping({"type", "options"}, {"type"})
-        card.set_default_application(
-            make(default, default.child("type").as_str(), card.mf, b"", dict(spec.get("options") or {}))
-        )
+        default.mapping({"type", "options"}, {"type"})
+        card.set_default_application(make(default, default.child("type").as_str(), card.mf, b"", _options(default)))
     if root.get("applications") is None:
         return
     for node in root.child("applications").items():
@@ -564,8 +574,9 @@ def _applications(root: Node, card: Card) -> None:
             if not isinstance(found, DF):
                 raise node.child("df").fail("not a DF")
             df = found
+        app = make(node, node.child("type").as_str(), df, aid, _options(node))
         try:
-            card.add_application(make(node, node.child("type").as_str(), df, aid, dict(spec.get("options") or {})))
+            card.add_application(app)
         except ValueError as exc:
             raise node.fail(str(exc)) from None
 

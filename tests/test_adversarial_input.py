@@ -385,3 +385,27 @@ def test_every_shipped_profile_passes_the_check(capsys):
     code, out, err = run_main(capsys, "profile", "check", *names)
     assert (code, err) == (0, "")
     assert len(out.splitlines()) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("files:\n  - {fid: 2F01, access: {read: [1]}}\n", "files[0].access.read: expected a string"),
+        ("pins:\n  - {ref: 01, value: '1234', unblock: [7]}\n", "pins[0].unblock: expected a string"),
+        ("applications:\n  - {aid: A000000001, type: [iso]}\n", "applications[0].type: expected a string"),
+        (
+            "applications:\n  - {aid: A000000001, type: iso, options: [1]}\n",
+            "applications[0].options: expected a mapping",
+        ),
+        ("default_application: {type: iso, options: 5}\n", "default_application.options: expected a mapping"),
+        ("default_application: {type: moica-gen1, options: {keys: 5}}\n", "default_application: moica-gen1: "),
+    ],
+)
+def test_nested_errors_name_the_place_once(tmp_path, capsys, body, message):
+    """Found by benchmarks/fuzz_cli.py: an error inside a rule or an application was
+    wrapped again with the place and the file name repeated."""
+    path = tmp_path / "p.yaml"
+    path.write_text(f"eidemu_profile: 1\natr: 3B 00\n{body}")
+    code, _, err = run_main(capsys, "profile", "check", str(path))
+    assert_one_line_exit_2(code, err, f"eidemu: error: {path}: {message}")
+    assert err.count(str(path)) == 1

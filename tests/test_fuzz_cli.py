@@ -94,7 +94,28 @@ ODD_STRINGS = (
     "moica-gen1",
     "3F00/5000/9999",
 )
-KEYS = ("fid", "name", "type", "content", "children", "aid", "ref", "value", "file", "hex", "text", "x", "pins", "<<")
+KEYS = (
+    "fid",
+    "name",
+    "type",
+    "content",
+    "children",
+    "aid",
+    "ref",
+    "value",
+    "file",
+    "hex",
+    "text",
+    "x",
+    "pins",
+    "<<",
+    "options",
+    "df",
+    "default_application",
+    "records",
+    "access",
+    "unblock",
+)
 
 
 def random_value(ent: Entropy, depth: int = 0) -> Any:
