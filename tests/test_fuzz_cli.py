@@ -317,7 +317,7 @@ def _message_class(line: str, path: str) -> str:
     rest = line[len(f"eidemu: error: {path}: ") :]
     match = _PLACE.match(rest)
     message = match.group(1) if match else rest
-    return re.sub(r"\d+", "N", re.split(r" \(|'", message, maxsplit=1)[0]).strip()[:60]
+    return re.sub(r"(?<![\w-])\d+(?![\w-])", "N", re.split(r" \(|'", message, maxsplit=1)[0]).strip()[:60]
 
 
 def run_random(count: int, seed: int = 1) -> Tally:
