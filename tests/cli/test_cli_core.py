@@ -111,3 +111,16 @@ def test_demo_in_process_signs_and_validates(capsys):
 def test_demo_refuses_a_profile_that_is_no_citizen_card(capsys):
     code, _, err = run(capsys, "demo", "--in-process", "--profile", "iso-demo")
     assert code == 2 and "the demo needs a citizen certificate card profile" in err
+
+
+def test_serve_refuses_one_state_file_for_two_cards(capsys, tmp_path):
+    state = tmp_path / "s.json"
+    code = main(["serve", "--profile", "iso-demo", "--profile", "iso-demo", "--state", str(state),
+                 "--state", f"{tmp_path}/../{tmp_path.name}/s.json"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"eidemu: error: {tmp_path}/../{tmp_path.name}/s.json: the same state file for two cards "
+        "(one state file serves one card)\n"
+    )
+    assert not state.exists()
