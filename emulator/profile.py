@@ -356,9 +356,35 @@ def parse_document(text: str, source: str, json_syntax: bool = False) -> Any:
     return doc
 
 
+CARD_MEMORY_LIMIT = 64 << 20
+"""Most bytes the ``size`` and ``pad_to`` values of one profile may add up to: each is at
+most 16 MiB, but a few lines could otherwise declare gigabytes of file content."""
+
+
+def _declared_bytes(document: Any) -> int:
+    """The sum of every ``size`` and ``pad_to`` in the document (walked without recursion)."""
+    total, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in ("size", "pad_to"):
+                number = value.get(key)
+                if isinstance(number, str) and number.strip().isdigit():
+                    number = int(number)
+                if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+                    total += number
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
+
+
 def _build_card(profile: Profile) -> Card:
     root = Node(profile.document, "", str(profile.path), profile.path.parent)
     top = root.mapping(TOP_KEYS, {"eidemu_profile", "atr"})
+    declared = _declared_bytes(profile.document)
+    if declared > CARD_MEMORY_LIMIT:
+        raise root.fail(f"file sizes add up to {declared} bytes, more than the {CARD_MEMORY_LIMIT} a profile may hold")
     if root.child("eidemu_profile").as_int(0, 1 << 16) != PROFILE_VERSION:
         raise root.child("eidemu_profile").fail(f"unsupported version (this eidemu reads {PROFILE_VERSION})")
     atr = root.child("atr").as_hex()

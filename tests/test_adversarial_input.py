@@ -409,3 +409,15 @@ def test_nested_errors_name_the_place_once(tmp_path, capsys, body, message):
     code, _, err = run_main(capsys, "profile", "check", str(path))
     assert_one_line_exit_2(code, err, f"eidemu: error: {path}: {message}")
     assert err.count(str(path)) == 1
+
+
+def test_a_few_lines_cannot_declare_gigabytes(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    files = "".join(f"  - {{fid: {0x1000 + i:04X}, size: 16000000}}\n" for i in range(100))
+    path.write_text(f"eidemu_profile: 1\natr: 3B 00\nfiles:\n{files}")
+    code, _, err = run_main(capsys, "profile", "check", str(path))
+    assert code == 2
+    assert err == (
+        f"eidemu: error: {path}: top level: file sizes add up to 1600000000 bytes, "
+        "more than the 67108864 a profile may hold\n"
+    )
