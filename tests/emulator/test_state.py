@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eidemu.emulator import state as state_module
 from eidemu.emulator.state import StateError, StateStore
@@ -294,3 +296,51 @@ def test_unusable_state_location_is_one_line_from_a_real_process(tmp_path):
     proc = _eidemu("apdu", "--profile", "iso-demo", "--state", str(blocker / "s.json"), "00200001")
     assert proc.returncode == 2
     assert proc.stderr == f"eidemu: error: {blocker / 's.json'}: cannot use state file: Not a directory\n"
+
+
+# -- generated state documents ------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+PLACES = (
+    ("pins",),
+    ("pins", "01"),
+    ("pins", "02"),
+    ("pins", "01", "remaining"),
+    ("pins", "01", "value"),
+    ("pins", "02", "remaining"),
+    ("files",),
+    ("files", "3F00/5000/5003"),
+    ("files", "3F00/5000/5004"),
+    (),
+)
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_state_documents_are_applied_exactly_or_refused(demo_profile, tmp_path_factory, data):
+    """Any JSON at any place of a state file: the card either takes the counters exactly as
+    written (each within 0..tries) or refuses the file with StateError; nothing else."""
+    folder = tmp_path_factory.mktemp("gen")
+    state, doc = _valid_state(demo_profile, folder)
+    for _ in range(data.draw(st.integers(1, 3))):
+        place = data.draw(st.sampled_from(PLACES))
+        target = doc
+        for key in place[:-1]:
+            target = target.get(key) if isinstance(target, dict) else None
+        if isinstance(target, dict) and place:
+            target[place[-1]] = data.draw(JSON_VALUES)
+        elif not place:
+            doc[data.draw(st.sampled_from(("pins", "files", "extra")))] = data.draw(JSON_VALUES)
+    state.write_text(json.dumps(doc))
+    try:
+        card = demo_profile.build(state)
+    except StateError as exc:
+        assert str(exc).startswith(f"{state}: ") and "\n" not in str(exc)
+        return
+    for ref, pin in card.pins.items():
+        assert pin.remaining == doc["pins"][f"{ref:02X}"]["remaining"]
+        assert type(doc["pins"][f"{ref:02X}"]["remaining"]) is int and 0 <= pin.remaining <= pin.max_tries
