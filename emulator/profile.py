@@ -337,10 +337,31 @@ def load_profile(name: str | Path) -> Profile:
     return profile
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json`` keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def parse_document(text: str, source: str, json_syntax: bool = False) -> Any:
     """A YAML (or JSON) document with bounded nesting and size; ProfileError naming the place."""
     try:
-        doc = json.loads(text) if json_syntax else yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+        if json_syntax:
+            doc = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            doc = yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ProfileError(f"{source}: syntax error: duplicate key {exc.key[:40]!r}") from None
     except RecursionError:
         raise ProfileError(f"{source}: nested deeper than {MAX_NESTING} levels") from None
     except json.JSONDecodeError as exc:

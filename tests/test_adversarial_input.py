@@ -421,3 +421,11 @@ def test_a_few_lines_cannot_declare_gigabytes(tmp_path, capsys):
         f"eidemu: error: {path}: top level: file sizes add up to 1600000000 bytes, "
         "more than the 67108864 a profile may hold\n"
     )
+
+
+def test_duplicate_keys_in_json_profiles_are_refused(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text('{"eidemu_profile": 1, "atr": "3B00", "files": [{"fid": "2F01", "fid": "2F02"}]}')
+    code, _, err = run_main(capsys, "profile", "check", str(path))
+    assert code == 2
+    assert err == f"eidemu: error: {path}: syntax error: duplicate key 'fid'\n"
