@@ -148,13 +148,36 @@ def _opener(scheme: str) -> Opener | None:
 
 
 def split_target(scheme: str, target: str, known: tuple[str, ...]) -> tuple[str, dict[str, str]]:
-    """``NAME?key=value&flag`` -> (NAME, options); an unknown option is a CardConnectionError."""
+    """``NAME?key=value&flag`` -> (NAME, options); an unknown or repeated option is a
+    CardConnectionError.
+
+    The name and the values are percent-decoded (RFC 3986 §2.1): a profile name or a state
+    path holding ``?``, ``&``, ``=``, ``#`` or ``%`` is written with ``%3F``, ``%26``,
+    ``%3D``, ``%23``, ``%25`` (:func:`quote_target_part`), so no option can be smuggled in
+    through a name. ``eidemu apdu --profile NAME --state FILE`` quotes both itself.
+    """
+    from urllib.parse import unquote
+
     name, _, query = target.partition("?")
-    options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise CardConnectionError(f"unknown {scheme}: option {unknown[0]!r} (known: {', '.join(known)})")
-    return name, options
+    options: dict[str, str] = {}
+    for item in query.split("&"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        key = unquote(key)
+        if key not in known:
+            raise CardConnectionError(f"unknown {scheme}: option {key!r} (known: {', '.join(known)})")
+        if key in options:
+            raise CardConnectionError(f"{scheme}: option {key!r} given twice")
+        options[key] = unquote(value)
+    return unquote(name), options
+
+
+def quote_target_part(text: str) -> str:
+    """``text`` percent-encoded for a card URI's name or option value (see :func:`split_target`)."""
+    from urllib.parse import quote
+
+    return quote(text, safe="/:@+,~")
 
 
 def parse_address(text: str, what: str = "address") -> tuple[str, int]:

@@ -22,8 +22,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from eidemu.emulator.formats.files import TRACE_LIMIT, InputFileError, read_text_bounded
 from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU, parse_hex
 from eidemu.emulator.iso7816.sw import INS, CardError, describe_ins
+from eidemu.emulator.iso7816.trace import redacted_hex
 
 from .script import (
     CommandTemplate,
@@ -56,7 +58,14 @@ FRESH_RESPONSE_INS = frozenset(
 )
 # Lines scriptor prints around a session (pcsc-tools scriptor.pl), not exchanges.
 SCRIPTOR_BANNERS = ("Using ", "Reading commands", "Trying ", "Unknown protocol")
-_SECRET_VARIABLE = {0x20: "PIN", 0x24: "NEW_REFERENCE", 0x2C: "UNBLOCK"}
+_SECRET_VARIABLE = {
+    0x20: "PIN",
+    0x21: "PIN",
+    0x24: "NEW_REFERENCE",
+    0x25: "NEW_REFERENCE",
+    0x2C: "UNBLOCK",
+    0x2D: "UNBLOCK",
+}
 
 
 def expectations_for(command: bytes, response: bytes | None) -> tuple[tuple[Expectation, ...], Masks, str]:
@@ -75,10 +84,21 @@ def expectations_for(command: bytes, response: bytes | None) -> tuple[tuple[Expe
 
 
 def send_step(command_hex: str, response: bytes | None, location: Location) -> Send:
-    """A step from a command written as hex, ``**`` marking redacted bytes."""
+    """A step from a command written as hex, ``**`` marking redacted bytes.
+
+    A PIN-carrying command recorded in clear (a scriptor script, a hex trace) is masked
+    here too (:func:`~eidemu.emulator.iso7816.trace.redacted_hex`): the imported script
+    asks for the secret as a variable instead of repeating it."""
+    try:
+        known = bytes.fromhex(command_hex.replace("*", "0"))
+    except ValueError:
+        raise ScriptError(location, "command is not hex") from None
+    if len(known) < 4:
+        raise ScriptError(location, "a command APDU has at least 4 header bytes")
+    if "*" not in command_hex:
+        command_hex = redacted_hex(known)
     refused = response is not None and len(response) >= 2 and response[-2] == 0x63 and response[-1] & 0xF0 == 0xC0
     template = _template(command_hex, location, refused)
-    known = bytes.fromhex(command_hex.replace("*", "0"))
     expectations, masks, comment = expectations_for(known, response)
     return Send(template, expectations, (), masks, comment, location)
 
@@ -89,14 +109,21 @@ def _template(command_hex: str, location: Location, refused: bool = False) -> Co
     # Reference data was redacted (eidemu.emulator.iso7816.trace.redacted_hex): restore the structure
     # and let the user supply the secret as a variable.
     header = command_hex[:8].upper()
-    ins, p2 = int(header[2:4], 16), header[6:8]
-    name = f"{'WRONG_' if refused else ''}{_SECRET_VARIABLE.get(ins, 'SECRET')}_{p2}"
     try:
-        short = int(command_hex[8:10], 16)
+        ins, p2 = int(header[2:4], 16), header[6:8]
+        int(p2, 16)
+        lc = int(command_hex[8:10], 16)
+        extended = lc == 0
+        if extended:  # ISO 7816-4 §5.1: 00 then a two-byte Lc
+            lc = int(command_hex[10:14], 16)
     except ValueError:
-        raise ScriptError(location, "redacted command without a readable Lc") from None
-    body_end = 10 + 2 * short
+        raise ScriptError(location, "redacted command without a readable header and Lc") from None
+    name = f"{'WRONG_' if refused else ''}{_SECRET_VARIABLE.get(ins, 'SECRET')}_{p2}"
+    body_end = (14 if extended else 10) + 2 * lc
     le = command_hex[body_end:] or None
+    le_digits = 4 if extended else 2
+    if not lc or len(command_hex) < body_end or (le is not None and (len(le) != le_digits or "*" in le)):
+        raise ScriptError(location, "redacted command whose length fields do not match its data")
     return CommandTemplate(header=header, data=f"${{{name}}}", le=le)
 
 
@@ -113,8 +140,8 @@ def _response(text: str, location: Location) -> bytes:
     text = text.split(" : ", 1)[0]  # scriptor appends ": Normal processing."
     try:
         raw = parse_hex(text)
-    except ValueError:
-        raise ScriptError(location, f"response {text.strip()!r} is not hex") from None
+    except ValueError as exc:
+        raise ScriptError(location, f"response: {exc}") from None
     if len(raw) < 2:
         raise ScriptError(location, "a response ends with a 2-byte status word")
     return raw
@@ -182,6 +209,8 @@ def from_trace(text: str, source: str) -> list[Step]:
             continue
         try:
             line = json.loads(raw_line)
+        except RecursionError:
+            raise ScriptError(loc, "not a trace line: nested too deeply") from None
         except ValueError as exc:
             raise ScriptError(loc, f"not JSON: {exc}") from None
         if not isinstance(line, dict):
@@ -208,7 +237,7 @@ def from_trace(text: str, source: str) -> list[Step]:
             steps.append(step)
             pending = None
         else:
-            raise ScriptError(loc, f"direction {direction!r}: expected command or response")
+            raise ScriptError(loc, "direction: expected command or response")
     if pending is not None:
         steps.append(send_step(pending[0], None, pending[1]))
     return steps
@@ -223,12 +252,19 @@ def _masked(step: Send, masks: Masks) -> Send:
     return replace(step, masks=Masks((*step.masks.ranges, *masks.ranges)))
 
 
+def read_trace_text(path: Path) -> str:
+    """A trace or session file's text, bounded (:func:`~eidemu.emulator.formats.files.read_bounded`)."""
+    try:
+        return read_text_bounded(path, TRACE_LIMIT, "trace")
+    except FileNotFoundError:
+        raise ScriptError(Location(str(path), 0), "cannot read: no such file") from None
+    except InputFileError as exc:
+        raise ScriptError(Location(str(path), 0), str(exc).partition(": ")[2]) from None
+
+
 def import_file(path: Path, fmt: str, test_id: str | None = None, title: str | None = None) -> TestCase:
     """One test case holding every exchange of the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScriptError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
+    text = read_trace_text(path)
     if fmt == "trace":
         steps = from_trace(text, str(path))
     elif fmt in ("scriptor", "hex"):

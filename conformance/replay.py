@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .importers import from_trace
+from .importers import from_trace, read_trace_text
 from .reports import format_step
 from .runner import CardUnderTest, Outcome, RunOptions, TestResult, run_test
 from .script import Location, Masks, Script, ScriptError, Send, TestCase, parse_mask
@@ -62,10 +62,7 @@ def replay_trace(
     path: Path, card: CardUnderTest, masks: list[str] | None = None, trace_out: Path | None = None
 ) -> ReplayReport:
     """Send every command of ``path`` to ``card``; compare with the recorded responses."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScriptError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
+    text = read_trace_text(path)
     steps = _apply_masks(from_trace(text, str(path)), masks or [])
     if not steps:
         raise ScriptError(Location(str(path), 0), "no exchanges in the trace")

@@ -22,8 +22,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from eidemu.emulator.iso7816.apdu import ResponseAPDU, parse_hex
 from eidemu.fixtures import fixture_path
 
@@ -136,14 +134,22 @@ def _declaration(name: str, entry: Any, source: str) -> CardDeclaration:
     return CardDeclaration(name, frozenset(map(str, tokens)), values)
 
 
+def _read_declarations(path: Path) -> Any:
+    """A card declaration document: bounded size and nesting, one-line errors naming the place."""
+    from eidemu.emulator.formats.files import DECLARATION_LIMIT, InputFileError, read_text_bounded
+    from eidemu.emulator.profile import ProfileError, parse_document
+
+    try:
+        return parse_document(read_text_bounded(path, DECLARATION_LIMIT, "card declaration"), str(path)) or {}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: cannot read: no such file") from None
+    except (InputFileError, ProfileError) as exc:
+        raise ValueError(str(exc)) from None
+
+
 def load_card_declarations(path: Path = CARDS_FILE) -> dict[str, tuple[CardDeclaration, bytes | None, str | None]]:
     """Card name -> (declaration, ATR to recognise it by, emulator profile)."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    doc = _read_declarations(path)
     cards = doc.get("cards") if isinstance(doc, dict) else None
     if not isinstance(cards, dict):
         raise ValueError(f"{path}: expected 'cards:' mapping card names to tokens and variables")
@@ -160,8 +166,7 @@ def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None)
     if card_config:
         path = Path(card_config)
         if path.exists():
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return _declaration(path.stem, doc, str(path))
+            return _declaration(path.stem, _read_declarations(path), str(path))
         known = load_card_declarations()
         if card_config not in known:
             raise ValueError(f"no card {card_config!r} in {CARDS_FILE} (known: {', '.join(sorted(known))})")

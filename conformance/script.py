@@ -13,15 +13,18 @@ is what the importers rely on: they build objects and print them.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from eidemu.emulator.formats.files import SCRIPT_LIMIT, InputFileError, read_text_bounded
 from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
 from eidemu.emulator.iso7816.tlv import TLVError, find
 
 SCRIPT_SUFFIX = ".apdu"
+MAX_INCLUDE_DEPTH = 32
 
 _ID = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -78,11 +81,13 @@ def _hex_text(text: str, location: Location, wildcards: bool = False, what: str 
     compact = "".join(text.split())
     plain = _VAR.sub("", compact)
     allowed = "0123456789abcdefABCDEF" + ("?" if wildcards else "")
+    # Errors name the character, never the text: a send line may hold a PIN.
     bad = next((c for c in plain if c not in allowed), None)
     if bad is not None:
-        raise ScriptError(location, f"{what}: unexpected character {bad!r} in {text.strip()!r}")
+        shown = repr(bad) if bad.isprintable() and bad.isascii() else f"U+{ord(bad):04X}"
+        raise ScriptError(location, f"{what}: unexpected character {shown}")
     if len(plain) % 2:
-        raise ScriptError(location, f"{what}: odd number of hex digits in {text.strip()!r}")
+        raise ScriptError(location, f"{what}: odd number of hex digits")
     parts = _VAR.split(compact)  # even indexes are hex, odd ones variable names
     return "".join(f"${{{p}}}" if i % 2 else p.upper() for i, p in enumerate(parts))
 
@@ -507,6 +512,21 @@ def format_script(script: Script, header: str = "") -> str:
 # -- the parser ----------------------------------------------------------------------------
 
 HEADER_KEYS = ("title", "purpose", "spec", "tokens", "pre", "destructive", "category")
+STEP_KEYWORDS = (
+    "test",
+    "end",
+    "include",
+    "set",
+    "send",
+    "reset",
+    "power-cycle",
+    "atr",
+    "sw",
+    "data",
+    "tlv",
+    "capture",
+    "mask",
+)
 
 
 def _strip_comment(line: str) -> str:
@@ -599,12 +619,17 @@ class _Parser:
         where = location or Location(str(path), 0)
         if path.resolve() in self.stack:
             raise ScriptError(where, f"include cycle through {path}")
+        if len(self.stack) >= MAX_INCLUDE_DEPTH:
+            raise ScriptError(where, f"includes nested deeper than {MAX_INCLUDE_DEPTH} files")
         try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScriptError(where, f"cannot read {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ScriptError(where, f"{path} is not UTF-8 text") from None
+            return read_text_bounded(path, SCRIPT_LIMIT, "script")
+        except FileNotFoundError:
+            raise ScriptError(where, f"cannot read {path}: no such file") from None
+        except InputFileError as exc:
+            message = str(exc)
+            raise ScriptError(
+                where, message.partition(": ")[2] if message.startswith(f"{path}: ") else message
+            ) from None
 
     def parse_file(self, path: Path, location: Location | None = None, fragment: bool = False) -> Script:
         text = self.read(path, location)
@@ -702,7 +727,8 @@ class _Parser:
                     steps = self._close_send(steps)
                     steps.append(setvar)
             elif current is None:
-                raise ScriptError(loc, f"{keyword!r} outside a test (start one with 'test ID: title')")
+                what = repr(keyword) if keyword in STEP_KEYWORDS else "a line"
+                raise ScriptError(loc, f"{what} outside a test (start one with 'test ID: title')")
             else:
                 steps = self._step(steps, keyword, rest, loc)
         finish()
@@ -783,9 +809,13 @@ class _Parser:
                 raise ScriptError(loc, f"{keyword} follows a send step")
             steps[-1] = self._add_to_send(previous, keyword, rest, loc)
             return steps
+        # The word is not echoed: this may be the first line of a file that is no script
+        # (an include of the wrong file), and its content is nobody's business.
+        close = difflib.get_close_matches(keyword.lower(), STEP_KEYWORDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ScriptError(
             loc,
-            f"unknown keyword {keyword!r} (steps: send, reset, power-cycle, set, include; "
+            f"unknown keyword; {hint}(steps: send, reset, power-cycle, set, include; "
             "checks after a send: sw, data, tlv, capture, mask)",
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +23,16 @@ from eidemu.fixtures import fixture_path
 from .cardos.card import Application, Card, SymmetricKey
 from .cardos.fs import DF, File, RecordEF, TransparentEF
 from .cardos.security import NEVER, AccessCondition, Pin
+from .formats.files import (
+    CONTENT_LIMIT,
+    MAX_NESTING,
+    PROFILE_LIMIT,
+    InputFileError,
+    is_inside,
+    nesting_problem,
+    read_bounded,
+    read_text_bounded,
+)
 from .iso7816.apdu import parse_hex
 
 PROFILE_VERSION = 1
@@ -34,6 +45,40 @@ class _ProfileLoader(yaml.SafeLoader):
     """YAML without implicit numbers: ``fid: 5000`` and ``ref: 0101`` stay the hex text the
     author wrote (plain YAML would read them as decimal 5000 and octal 65); fields that
     are counts convert their text as decimal."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Nesting is bounded while composing, before any recursion can run away."""
+        depth = getattr(self, "_eidemu_depth", 0) + 1
+        if depth > MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", self.peek_event().start_mark
+            )
+        self._eidemu_depth = depth
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._eidemu_depth = depth - 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A key written twice in one mapping is an error (plain YAML keeps the last silently)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key must be a plain value", key_node.start_mark
+                    ) from None
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {str(key)[:40]!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _ProfileLoader.yaml_implicit_resolvers = {
@@ -89,8 +134,8 @@ class Node:
             raise self.fail("expected a hex string")
         try:
             return parse_hex(self.value)
-        except ValueError:
-            raise self.fail(f"not a hex string: {self.value!r}") from None
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None  # never the value: it may be a PIN or a key
 
     def as_ref(self, bits: int = 8) -> int:
         """A reference or identifier given as an integer or as a hex string."""
@@ -139,9 +184,11 @@ class Node:
         else:
             path = (self.base_dir / node.as_str()).resolve()
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise node.fail(f"cannot read {node.value!r}: {exc.strerror}") from None
+                data = read_bounded(path, CONTENT_LIMIT, "content file")
+            except FileNotFoundError:
+                raise node.fail(f"cannot read {node.value!r}: no such file") from None
+            except InputFileError as exc:
+                raise node.fail(f"{node.value!r}: {str(exc).partition(': ')[2]}") from None
             if path.suffix in (".pem", ".crt") and data.lstrip().startswith(b"-----BEGIN"):
                 data = _pem_to_der(data, node)
         if "pad_to" in spec:
@@ -231,18 +278,24 @@ class Profile:
         return f"{self.name}#{digest.hexdigest()[:12]}"
 
     def build(self, state_file: str | Path | None = None) -> Card:
-        """A freshly personalised card; with ``state_file``, its saved state applied."""
-        from .state import StateStore
+        """A freshly personalised card; with ``state_file``, its saved state applied.
+
+        The state file is locked for the card's life and checked against the profile
+        before it is applied (:mod:`eidemu.emulator.state`): StateError otherwise."""
+        from .state import StateStore, validate_state
 
         card = _build_card(self)
         if state_file is not None:
-            card.store = StateStore(state_file, self.profile_id)
-            saved = card.store.load()
+            card.store = store = StateStore(state_file, self.profile_id)
+            try:
+                saved = store.load()
+                if saved is not None:
+                    validate_state(saved, card, str(state_file))
+            except BaseException:
+                store.release()  # a refused state file is not kept locked
+                raise
             if saved is not None:
-                try:
-                    card.restore(saved)
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ProfileError(f"{state_file}: state does not fit the profile: {exc}") from None
+                card.restore(saved)
         card.power_on()
         return card
 
@@ -250,14 +303,22 @@ class Profile:
 def resolve_profile_path(name: str | Path) -> Path:
     """A path as given, or the name of a shipped profile in fixtures/profiles."""
     path = Path(name)
-    if path.exists():
+    if _exists(path):
         return path
     for suffix in ("", ".yaml", ".yml", ".json"):
         candidate = PROFILE_DIR / f"{name}{suffix}"
-        if candidate.exists():
+        if _exists(candidate):
             return candidate
     shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
     raise ProfileError(f"{name}: no such profile file (shipped profiles: {shipped})")
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``; names the system cannot look up (too long, NUL) are not."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
 
 
 def load_profile(name: str | Path) -> Profile:
@@ -265,26 +326,86 @@ def load_profile(name: str | Path) -> Profile:
     path = resolve_profile_path(name)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{source}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{source}: not UTF-8 text") from None
-    try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
-    except (ValueError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProfileError(f"{source}: {where}syntax error: {problem}") from None
+        text = read_text_bounded(path, PROFILE_LIMIT, "profile")
+    except FileNotFoundError:
+        raise ProfileError(f"{source}: cannot read: no such file") from None
+    except InputFileError as exc:
+        raise ProfileError(str(exc)) from None
+    doc = parse_document(text, source, json_syntax=path.suffix == ".json")
     profile = Profile(path, doc)
     _build_card(profile)  # full validation, including file references and applications
     return profile
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json`` keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse_document(text: str, source: str, json_syntax: bool = False) -> Any:
+    """A YAML (or JSON) document with bounded nesting and size; ProfileError naming the place."""
+    try:
+        if json_syntax:
+            doc = json.loads(text, object_pairs_hook=_unique_keys)
+        else:
+            doc = yaml.load(text, Loader=_ProfileLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ProfileError(f"{source}: syntax error: duplicate key {exc.key[:40]!r}") from None
+    except RecursionError:
+        raise ProfileError(f"{source}: nested deeper than {MAX_NESTING} levels") from None
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{source}: line {exc.lineno}, column {exc.colno}: syntax error: {exc.msg}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(f"{source}: {where}syntax error: {problem}") from None
+    problem = nesting_problem(doc)
+    if problem:
+        raise ProfileError(f"{source}: document is {problem}")
+    return doc
+
+
+CARD_MEMORY_LIMIT = 64 << 20
+"""Most bytes the ``size`` and ``pad_to`` values of one profile may add up to: each is at
+most 16 MiB, but a few lines could otherwise declare gigabytes of file content."""
+
+
+def _declared_bytes(document: Any) -> int:
+    """The sum of every ``size`` and ``pad_to`` in the document (walked without recursion)."""
+    total, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in ("size", "pad_to"):
+                number = value.get(key)
+                if isinstance(number, str) and number.strip().isdigit():
+                    number = int(number)
+                if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+                    total += number
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return total
+
+
 def _build_card(profile: Profile) -> Card:
     root = Node(profile.document, "", str(profile.path), profile.path.parent)
     top = root.mapping(TOP_KEYS, {"eidemu_profile", "atr"})
+    declared = _declared_bytes(profile.document)
+    if declared > CARD_MEMORY_LIMIT:
+        raise root.fail(f"file sizes add up to {declared} bytes, more than the {CARD_MEMORY_LIMIT} a profile may hold")
     if root.child("eidemu_profile").as_int(0, 1 << 16) != PROFILE_VERSION:
         raise root.child("eidemu_profile").fail(f"unsupported version (this eidemu reads {PROFILE_VERSION})")
     atr = root.child("atr").as_hex()
@@ -386,8 +507,9 @@ def _access(node: Node | None) -> dict[str, AccessCondition]:
     spec = node.mapping({"read", "update"})
     rules = {}
     for op in spec:
+        text = node.child(op).as_str()
         try:
-            rules[op] = AccessCondition.parse(node.child(op).as_str())
+            rules[op] = AccessCondition.parse(text)
         except ValueError as exc:
             raise node.child(op).fail(str(exc)) from None
     return rules
@@ -404,8 +526,9 @@ def _pins(root: Node) -> dict[int, Pin]:
         value = node.child("value").as_str().encode() if "value" in spec else node.child("value_hex").as_hex()
         unblock = NEVER
         if "unblock" in spec:
+            text = node.child("unblock").as_str()
             try:
-                unblock = AccessCondition.parse(node.child("unblock").as_str())
+                unblock = AccessCondition.parse(text)
             except ValueError as exc:
                 raise node.child("unblock").fail(str(exc)) from None
         tries = node.optional("tries", lambda n: n.as_int(1, 15), 3)
@@ -454,6 +577,16 @@ def _keys(root: Node) -> dict[int, SymmetricKey]:
     return keys
 
 
+def _options(node: Node) -> dict[str, Any]:
+    """An application's ``options``: a mapping (or nothing)."""
+    options = node.get("options")
+    if options is None or options.value is None:
+        return {}
+    if not isinstance(options.value, dict):
+        raise options.fail(f"expected a mapping, found {type(options.value).__name__}")
+    return dict(options.value)
+
+
 def _applications(root: Node, card: Card) -> None:
     from .applets import APPLICATION_TYPES
 
@@ -463,17 +596,15 @@ def _applications(root: Node, card: Card) -> None:
             raise node.fail(f"unknown application type {kind!r} (known: {', '.join(sorted(APPLICATION_TYPES))})")
         try:
             return cls(card, df, aid, options, base_dir=root.base_dir)
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # options of the wrong shape
             raise node.fail(f"{kind}: {exc}") from None
 
     default = root.get("default_application")
     if default is None:
         card.set_default_application(make(root, "iso", card.mf, b"", {}))
     else:
-        spec = default.mapping({"type", "options"}, {"type"})
-        card.set_default_application(
-            make(default, default.child("type").as_str(), card.mf, b"", dict(spec.get("options") or {}))
-        )
+        default.mapping({"type", "options"}, {"type"})
+        card.set_default_application(make(default, default.child("type").as_str(), card.mf, b"", _options(default)))
     if root.get("applications") is None:
         return
     for node in root.child("applications").items():
@@ -490,7 +621,81 @@ def _applications(root: Node, card: Card) -> None:
             if not isinstance(found, DF):
                 raise node.child("df").fail("not a DF")
             df = found
+        app = make(node, node.child("type").as_str(), df, aid, _options(node))
         try:
-            card.add_application(make(node, node.child("type").as_str(), df, aid, dict(spec.get("options") or {})))
+            card.add_application(app)
         except ValueError as exc:
             raise node.fail(str(exc)) from None
+
+
+# -- profile check: what loads but is almost certainly a mistake ---------------------------
+
+RESERVED_FIDS = {0x3FFF: "3FFF is reserved for path selection", 0xFFFF: "FFFF is reserved (RFU)"}
+"""ISO/IEC 7816-4:2005 §5.3.1.1: 3FFF stands for the current DF in paths, FFFF is reserved;
+3F00 names the MF and cannot name another file."""
+
+
+def check_profile(profile: Profile) -> list[str]:
+    """Problems in a profile that loads: one line each, naming the file and the place.
+
+    Duplicate YAML keys are refused when the profile is read (:class:`ProfileError`);
+    this finds duplicate DF names (AIDs), access rules naming a PIN or key the profile does
+    not define, reserved file identifiers and content files outside the profile's folder.
+    """
+    card = _build_card(profile)
+    source, base = str(profile.path), profile.path.parent
+    problems: list[str] = []
+
+    def note(where: str, message: str) -> None:
+        problems.append(f"{source}: {where or 'top level'}: {message}")
+
+    def rule(where: str, text: object) -> None:
+        try:
+            condition = AccessCondition.parse(str(text))
+        except ValueError:
+            return  # refused by the loader already
+        for cond in (condition, *condition.alternatives):
+            if cond.kind == "pin" and cond.ref not in card.pins:
+                note(where, f"names PIN {cond.ref:02X}, which the profile does not define")
+            if cond.kind == "auth" and cond.ref not in card.keys:
+                note(where, f"names key {cond.ref:02X}, which the profile does not define")
+
+    def content_file(where: str, content: object) -> None:
+        if isinstance(content, dict) and isinstance(content.get("file"), str):
+            if not is_inside(base / content["file"], base):
+                note(f"{where}.file", "content file lies outside the profile's folder")
+
+    aids: dict[bytes, str] = {}
+
+    def walk(entries: object, where: str) -> None:
+        if not isinstance(entries, list):
+            return
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            here = f"{where}[{i}]"
+            node = Node(entry, here, source, base)
+            fid = node.child("fid").as_ref(16) if "fid" in entry else None
+            if fid in RESERVED_FIDS:
+                note(f"{here}.fid", RESERVED_FIDS[fid])
+            elif fid == 0x3F00:
+                note(f"{here}.fid", "3F00 is the MF and cannot name another file")
+            if "aid" in entry:
+                aid = node.child("aid").as_hex()
+                if aid in aids:
+                    note(f"{here}.aid", f"DF name {aid.hex().upper()} already used at {aids[aid]}")
+                aids.setdefault(aid, f"{here}.aid")
+            for op, text in (entry.get("access") or {}).items():
+                rule(f"{here}.access.{op}", text)
+            content_file(f"{here}.content", entry.get("content"))
+            for j, record in enumerate(entry.get("records") or []):
+                content_file(f"{here}.records[{j}]", record)
+            walk(entry.get("children"), f"{here}.children")
+
+    walk(profile.document.get("files"), "files")
+    for i, pin in enumerate(profile.document.get("pins") or []):
+        if isinstance(pin, dict) and "unblock" in pin:
+            rule(f"pins[{i}].unblock", pin["unblock"])
+    for key, value in (profile.document.get("data_objects") or {}).items():
+        content_file(f"data_objects.{key}", value)
+    return problems

@@ -38,6 +38,7 @@ from ..cardos.card import Card, Channel, FastHandler, Handler
 from ..cardos.commands import READ, IsoApplication
 from ..cardos.fs import DF, File, RecordEF
 from ..cardos.security import Pin
+from ..formats.files import CONTENT_LIMIT, read_bounded
 from ..iso7816.apdu import CommandAPDU
 from ..iso7816.crypto import BlockCipher
 from ..iso7816.sw import INS, SW, CardError, verify_failed
@@ -198,7 +199,7 @@ def _load_private_key(path: str, mtime_ns: int, size: int) -> PrivateKeyTypes:
     costs about 50 ms, and test harnesses rebuild cards from their profile before every
     test. Key objects are immutable, so cards may share them."""
     del mtime_ns, size  # part of the cache key only: an edited file is read again
-    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    return serialization.load_pem_private_key(read_bounded(path, CONTENT_LIMIT, "key file"), password=None)
 
 
 # DigestInfo prefixes (RFC 8017 §9.2, note 1): recognising them lets a PKCS#1 v1.5

@@ -146,4 +146,7 @@ def parse_hex(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
-        raise ValueError(f"not a hex string: {text!r}") from None
+        # The text is not echoed: it may hold a PIN (a VERIFY written by hand).
+        bad = next((i for i, c in enumerate(cleaned) if c not in "0123456789abcdefABCDEF"), None)
+        detail = f"unexpected character at digit {bad + 1}" if bad is not None else "odd number of digits"
+        raise ValueError(f"not a hex string ({detail})") from None

@@ -15,23 +15,45 @@ import time
 from typing import IO, Any
 
 from .apdu import CommandAPDU
-from .sw import describe_ins, describe_sw
+from .sw import CardError, describe_ins, describe_sw
 
-SECRET_INS = frozenset({0x20, 0x24, 0x2C})
+SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D})
+"""Instructions whose data field carries reference data (PINs, PUKs, new PINs), in every
+class byte: VERIFY (20/21, ISO/IEC 7816-4 §11.5.6), CHANGE REFERENCE DATA (24/25, §11.5.7),
+RESET RETRY COUNTER (2C/2D, §11.5.10); the odd INS forms carry it in BER-TLV data objects.
+Proprietary classes use the same instruction bytes for their PIN commands (the MOICA
+card's ``80 20`` plain and ``8C 20`` protected VERIFY, docs/moica-card.md), so the class
+byte is not consulted: a command is masked whether or not any card supports it."""
+
+
+def carries_secret(command: bytes) -> bool:
+    """Whether the command's data field must never be shown (see :data:`SECRET_INS`)."""
+    return len(command) > 4 and command[1] in SECRET_INS
 
 
 def redacted_hex(command: bytes) -> str:
-    """The command as hex, with the data field of PIN-carrying commands masked."""
-    if len(command) > 5 and command[1] in SECRET_INS:
-        try:
-            cmd = CommandAPDU.parse(command)
-        except ValueError:
-            return command[:4].hex().upper() + "**" * (len(command) - 4)
-        if cmd.data:
-            start = 7 if cmd.extended else 5
-            end = start + len(cmd.data)
-            return command[:start].hex().upper() + "**" * len(cmd.data) + command[end:].hex().upper()
-    return command.hex().upper()
+    """The command as upper-case hex, with the data field of PIN-carrying commands masked
+    as ``**`` per byte; Lc and Le stay readable. A PIN-carrying command whose length
+    fields do not parse is masked from the fifth byte on: nothing after the header can be
+    trusted to be a length. The one masking function: every place that shows a command
+    (errors, logs, traces, reports, imported scripts) uses it."""
+    if not carries_secret(command):
+        return command.hex().upper()
+    try:
+        cmd = CommandAPDU.parse(command)
+    except (ValueError, CardError):  # ApduFormatError is a CardError (6700)
+        return command[:4].hex().upper() + "**" * (len(command) - 4)
+    if not cmd.data:
+        return command.hex().upper()
+    start = 7 if cmd.extended else 5
+    end = start + len(cmd.data)
+    return command[:start].hex().upper() + "**" * len(cmd.data) + command[end:].hex().upper()
+
+
+def redacted_spaced(command: bytes) -> str:
+    """:func:`redacted_hex` with a space between bytes (``00 20 00 01 08 ** ** ...``)."""
+    text = redacted_hex(command)
+    return " ".join(text[i : i + 2] for i in range(0, len(text), 2))
 
 
 def describe_command(command: bytes) -> dict[str, Any]:

@@ -48,8 +48,15 @@ def test_apdu_state_file_keeps_counter(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["apdu", "--profile", "iso-demo", "00A4ZZ"], "APDU '00A4ZZ': not a hex string"),
-        (["apdu", "--profile", "iso-demo", "00A4000C03AABB"], "APDU '00A4000C03AABB': Lc=3 does not match"),
+        (["apdu", "--profile", "iso-demo", "00A4ZZ"], "APDU 1: not a hex string (unexpected character at digit 5)"),
+        (
+            ["apdu", "--profile", "iso-demo", "00A4000C03AABB"],
+            "APDU 1 (00 A4 00 0C 03 AA BB): Lc=3 does not match",
+        ),
+        (
+            ["apdu", "--profile", "iso-demo", "00A40000", "0020000108313233343536FF"],
+            "APDU 2 (00 20 00 01 ** ** ** ** ** ** ** **): Lc=8 does not match",
+        ),
         (["apdu", "--profile", "nope", "00A40000"], "nope: no such profile file"),
         (["apdu", "--card", "floppy:a", "00A40000"], "unknown card URI scheme 'floppy'"),
         (["profile", "check", "missing.yaml"], "missing.yaml: no such profile file"),
@@ -85,7 +92,9 @@ def test_bad_profile_is_one_line_from_a_real_process(tmp_path):
         [sys.executable, "-m", "eidemu.cli", "profile", "check", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string: 'XYZ'"
+    assert (
+        proc.stderr.strip() == f"eidemu: error: {bad}: files[0].fid: not a hex string (unexpected character at digit 1)"
+    )
 
 
 def test_demo_in_process_signs_and_validates(capsys):
@@ -102,3 +111,16 @@ def test_demo_in_process_signs_and_validates(capsys):
 def test_demo_refuses_a_profile_that_is_no_citizen_card(capsys):
     code, _, err = run(capsys, "demo", "--in-process", "--profile", "iso-demo")
     assert code == 2 and "the demo needs a citizen certificate card profile" in err
+
+
+def test_serve_refuses_one_state_file_for_two_cards(capsys, tmp_path):
+    state = tmp_path / "s.json"
+    code = main(["serve", "--profile", "iso-demo", "--profile", "iso-demo", "--state", str(state),
+                 "--state", f"{tmp_path}/../{tmp_path.name}/s.json"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"eidemu: error: {tmp_path}/../{tmp_path.name}/s.json: the same state file for two cards "
+        "(one state file serves one card)\n"
+    )
+    assert not state.exists()

@@ -107,9 +107,9 @@ def test_trace_import_turns_redacted_pins_into_variables(tmp_path: Path):
     ("fmt", "content", "message"),
     [
         ("hex", "00A4040C07A0\n", "t.in:1: not a command APDU"),
-        ("hex", "00A4000C -> 9\n", "t.in:1: response '9' is not hex"),
+        ("hex", "00A4000C -> 9\n", "t.in:1: response: not a hex string (odd number of digits)"),
         ("scriptor", "< 90 00\n", "t.in:1: a response without a command before it"),
-        ("trace", '{"direction": "sideways", "hex": "00"}\n', "t.in:1: direction 'sideways'"),
+        ("trace", '{"direction": "sideways", "hex": "00"}\n', "t.in:1: direction: expected command or response"),
         ("trace", "not json\n", "t.in:1: not JSON"),
         ("hex", "# nothing\n", "t.in:0: no command APDUs found"),
     ],

@@ -187,7 +187,7 @@ ERRORS = [
     ("test T_X_01: t\nsend 00 A4 00 00\n  data length 5..2\n", 3, "length '5..2'"),
     ("test T_X_01: t\nsend 00 A4 00 00\n  data regex (\n", 3, "bad regular expression"),
     ("test T_X_01: t\nsend 00 A4 00 00\n  tlv 6G/84 present\n", 3, "TLV path element '6G'"),
-    ("test T_X_01: t\nsend 00 A4 00 00\n  frobnicate\n", 3, "unknown keyword 'frobnicate'"),
+    ("test T_X_01: t\nsend 00 A4 00 00\n  frobnicate\n", 3, "unknown keyword; (steps: send"),
     ("test T_X_01: t\n  sw 90 00\n", 2, "sw follows a send step"),
     ("send 00 A4 00 00\n", 1, "'send' outside a test"),
     ("purpose: x\n", 1, "purpose: outside a test"),

@@ -130,10 +130,11 @@ class ForkServer:
 
 def load_state(state_file: Path, store: StateStore) -> CardModel:
     """The state file as the card sees it; fails the test when it does not load."""
-    doc = store.load()
+    doc = store.read()
     if doc is None:
         raise AssertionError("state file missing")
     card = load_profile(PROFILE_NAME).build(state_file)  # must restore cleanly as well
+    card.store.release()  # the next card process takes the state file
     files = {}
     for path in (NOTES, PRIVATE):
         ef = card.mf.find_path(path)
@@ -161,7 +162,7 @@ def watch_state(state_file: Path, store: StateStore, until: float) -> int:
         if reads % 32 and raw.startswith(b"{") and raw.endswith(b"}"):
             continue
         try:
-            store.load()
+            store.read()  # without the lock: the card process holds it
         except Exception as exc:
             raise AssertionError(f"state file unreadable while the card runs: {exc}") from None
         if not raw.endswith(b"}"):

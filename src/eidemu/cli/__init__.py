@@ -69,11 +69,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (UsageError, ProfileError, StateError, CardConnectionError, OSError, ValueError) as exc:
-        print(f"eidemu: error: {exc}", file=sys.stderr)
+        print(f"eidemu: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:
+        print("eidemu: error: input nested too deeply", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("eidemu: error: out of memory reading the input", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("eidemu: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect in eidemu: still one line, the traceback only with -v
+        logging.getLogger("eidemu").debug("internal error", exc_info=True)
+        print(
+            f"eidemu: internal error ({type(exc).__name__}): {_one_line(exc)}; please report it (-v shows where)",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return EXIT_USAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (messages from libraries may span several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:500] + " ..."
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 
 from eidemu.emulator.iso7816.apdu import CommandAPDU, parse_hex
 from eidemu.emulator.iso7816.sw import CardError, is_success
+from eidemu.emulator.iso7816.trace import redacted_spaced
 
 from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
 from .show import format_exchange
@@ -30,17 +31,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     commands = []
-    for text in args.apdus:
+    for number, text in enumerate(args.apdus, 1):
+        # Errors show the command masked (redacted_hex), never as typed: it may hold a PIN.
         try:
             raw = parse_hex(text)
+        except ValueError as exc:
+            raise UsageError(f"APDU {number}: {exc}") from None
+        try:
             CommandAPDU.parse(raw)
-        except (ValueError, CardError) as exc:
-            raise UsageError(f"APDU {text!r}: {exc}") from None
+        except CardError as exc:
+            raise UsageError(f"APDU {number} ({redacted_spaced(raw)}): {exc}") from None
         commands.append(raw)
-    from eidemu.conformance.connection import open_card
+    from eidemu.conformance.connection import open_card, quote_target_part
 
     if args.profile:
-        uri = f"emulator:{args.profile}" + (f"?state={args.state}" if args.state else "")
+        # Quoted: a '?' or '&' in a file name is part of the name, never an option.
+        uri = f"emulator:{quote_target_part(args.profile)}"
+        if args.state:
+            uri += f"?state={quote_target_part(args.state)}"
     else:
         uri = args.card
         if args.state:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from . import EXIT_OK
+from . import EXIT_OK, EXIT_USAGE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,12 +20,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from eidemu.emulator.profile import load_profile
+    """Each file: ``ok``, or one line per problem on stderr (exit 2 if any file has one).
 
+    A file that does not load is one line (the first problem); one that loads is checked
+    further for likely mistakes (:func:`~eidemu.emulator.profile.check_profile`)."""
+    from eidemu.emulator.profile import ProfileError, check_profile, load_profile
+
+    failed = False
     for name in args.files:
-        profile = load_profile(name)
-        print(f"{profile.path}: ok ({profile.name})")
-    return EXIT_OK
+        try:
+            profile = load_profile(name)
+            problems = check_profile(profile)
+        except ProfileError as exc:
+            print(f"eidemu: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        for problem in problems:
+            print(f"eidemu: error: {problem}", file=sys.stderr)
+        if problems:
+            failed = True
+        else:
+            print(f"{profile.path}: ok ({profile.name})")
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -172,6 +172,10 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
         raise UsageError("--slot must be 0 or more")
     if len(args.state) > len(args.profile):
         raise UsageError("more --state files than --profile cards")
+    resolved = [os.path.realpath(state) for state in args.state]
+    for i, state in enumerate(resolved):
+        if state in resolved[:i]:
+            raise UsageError(f"{args.state[i]}: the same state file for two cards (one state file serves one card)")
     out = out or sys.stdout
     server = Server(args, out)
     previous: dict[signal.Signals, Any] = {}
