@@ -43,7 +43,7 @@ log = logging.getLogger("eidemu.faults")
 Tracer = Callable[..., None]
 
 
-class PowerCut(BaseException):  # noqa: N818 - unwinds through the card OS's `except Exception`
+class PowerCut(BaseException):
     """Internal: the supply is gone at this instant; nothing after it runs on the card."""
 
 
@@ -144,7 +144,7 @@ class FaultyCard:
         self._timing: LatencyModel | None = timing
         self._scale = timing_scale
         self._tracer: Tracer | None = None
-        self._rng = random.Random()  # noqa: S311 - fault scheduling, not cryptography
+        self._rng = random.Random()
         self._apdus = 0
         self._fired: list[int] = []
         self._successes: list[int] = []
@@ -184,7 +184,7 @@ class FaultyCard:
         """Arm ``plan`` (replacing any other); its timing setting applies if it names one."""
         with self._lock:
             self._plan = plan
-            self._rng = random.Random(plan.seed)  # noqa: S311
+            self._rng = random.Random(plan.seed)
             self._apdus = 0
             self._fired = [0] * len(plan.rules)
             self._successes = [0] * len(plan.rules)

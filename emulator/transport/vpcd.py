@@ -67,7 +67,7 @@ class PoweredCard(Protocol):
     def reset(self) -> bytes: ...
 
 
-class CardWithdrawn(Exception):  # noqa: N818 - a signal, not an error
+class CardWithdrawn(Exception):
     """Raised by a card's ``transmit``: the card leaves the reader now, unanswered.
 
     The transport closes the connection (vpcd then reports an empty slot, and PC/SC
@@ -80,7 +80,7 @@ class CardWithdrawn(Exception):  # noqa: N818 - a signal, not an error
         self.reinsert_after = reinsert_after
 
 
-class CardMute(Exception):  # noqa: N818 - a signal, not an error
+class CardMute(Exception):
     """Raised by a card's ``transmit``: the card never answers this command.
 
     The transport sends nothing for ``timeout`` seconds, then gives up as a reader does
