@@ -44,7 +44,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum, unique
+from enum import Enum, StrEnum, unique
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class PlanError(ValueError):
 
 
 @unique
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     STATUS = "status"
     REMOVE = "remove"
     MUTE = "mute"
@@ -68,7 +68,7 @@ class FaultKind(str, Enum):
 
 
 @unique
-class TearPoint(str, Enum):
+class TearPoint(StrEnum):
     """Where power is lost relative to a commit (an atomic write of the persistent state)."""
 
     BEFORE = "before"  # the commit never happened: the state is as before it

@@ -273,7 +273,7 @@ def test_timeout_margins_of_a_signing_flow_with_the_latency_model(moica):
     rsa_duration, rsa_model = by_header["80EA02"]
     assert 0.25 < rsa_model < 0.30  # 255 ms processing + T=1 transfer at 43 kbit/s
     assert rsa_duration >= rsa_model * 0.99
-    verify_duration, verify_model = by_header["8C2000"]
+    _, verify_model = by_header["8C2000"]
     assert 0.028 < verify_model < 0.045
     # A relying party with a 1-second per-APDU timeout keeps a margin of > 0.6 s on the
     # slowest command; the whole flow stays under 1 s.
