@@ -279,3 +279,63 @@ def test_timeout_margins_of_a_signing_flow_with_the_latency_model(moica):
     # slowest command; the whole flow stays under 1 s.
     assert max(d for _, d, _ in records) < 0.4
     assert total < 1.0
+
+
+# -- eidemu serve --faults/--timing and eidemu fault over the control socket ------------------
+
+
+def test_serve_with_faults_timing_and_the_control_channel(stack, tmp_path):
+    from .conftest import start_cli
+
+    control = tmp_path / "run" / "faults.sock"
+    control.parent.mkdir(mode=0o700)
+    trace = tmp_path / "trace.jsonl"
+    process = start_cli(
+        stack,
+        "serve",
+        "--profile",
+        "iso-demo",
+        "--fault",
+        "fault=status sw=6581 command=00B0",
+        "--timing",
+        "real",
+        "--timing-scale",
+        "0.5",
+        "--trace",
+        str(trace),
+        "--control",
+        str(control),
+    )
+    try:
+        assert process.stdout.readline().endswith(": present\n")
+        assert process.stdout.readline() == f"fault control: {control} (eidemu fault --control {control} ...)\n"
+        wait_for_card(READER0)
+        app = PyscardApp()
+        app.transmit(SELECT_DEMO)
+        assert app.transmit(READ_PUBLIC) == b"\x65\x81"
+        cli = start_cli(stack, "fault", "arm", "--slot", "0", "--control", str(control), "fault=remove command=00B0")
+        out, err = cli.communicate(timeout=30)
+        assert (cli.returncode, err) == (0, "")
+        assert out.startswith("slot 0: 1 rule(s) armed, 0 APDU(s) seen, timing moica\n")
+        assert "Card returned no valid response" in str(transmit_error(app, READ_PUBLIC))
+        app.close()
+        wait_for_card(READER0, present=False)
+        cli = start_cli(stack, "fault", "clear", "--slot", "0", "--control", str(control))
+        assert cli.communicate(timeout=30)[1] == "" and cli.returncode == 0
+        wait_for_card(READER0, timeout=5)  # clearing the plan brought the card back
+        app = PyscardApp()
+        app.transmit(SELECT_DEMO)
+        assert app.transmit(READ_PUBLIC) == b"Hello from eidem\x90\x00"
+        app.close()
+        process.terminate()
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    responses = [json.loads(line) for line in trace.read_text().splitlines() if '"response"' in line]
+    read = next(r for r in responses if r["hex"] == "48656C6C6F2066726F6D20656964656D9000")
+    # 16 bytes at TA1 11 (no TA1 in this ATR: Fi 372, Di 1, 93 us per etu): transfer plus
+    # 1 ms processing, jitter 5 %; the reader waited half of it (scale 0.5).
+    assert 0.03 < read["modelled_ms"] / 1000 < 0.06
+    assert read["duration_ms"] >= read["modelled_ms"] * 0.5 * 0.99
