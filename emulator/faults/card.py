@@ -148,6 +148,7 @@ class FaultyCard:
         self._apdus = 0
         self._fired: list[int] = []
         self._successes: list[int] = []
+        self._counting = False  # some rule counts successes ("after")
         self._update_path()
         if plan is not None:
             self.arm(plan)
@@ -188,6 +189,7 @@ class FaultyCard:
             self._apdus = 0
             self._fired = [0] * len(plan.rules)
             self._successes = [0] * len(plan.rules)
+            self._counting = any(rule.after for rule in plan.rules)
             if plan.timing == "real":
                 self._timing, self._scale = model_for(self.card.atr), plan.timing_scale
             self._update_path()
@@ -237,25 +239,24 @@ class FaultyCard:
     # -- the faulty path ---------------------------------------------------------------
 
     def _faulty_transmit(self, raw: bytes) -> bytes:
-        start = time.time()
-        started = time.monotonic()
-        modelled = 0.0
+        timing, tracer = self._timing, self._tracer
+        if timing is not None or tracer is not None:
+            start, started = time.time(), time.monotonic()
         with self._lock:
             plan = self._plan
             rule_index = self._select(raw, plan) if plan is not None else None
         rule = plan.rules[rule_index] if plan is not None and rule_index is not None else None
         response = self._apply(rule, rule_index, raw)  # CardWithdrawn and CardMute pass up
-        if plan is not None:
+        if plan is not None and self._counting:
             self._count_success(plan, raw, response)
-        timing = self._timing
+        modelled = None
         if timing is not None:
             modelled = timing.seconds(self.card.atr, raw, response, self._rng)
             remaining = modelled * self._scale - (time.monotonic() - started)
             if remaining > 0:
                 self.sleep(remaining)
-        tracer = self._tracer
         if tracer is not None:
-            tracer(raw, response, start, duration=time.monotonic() - started, modelled=modelled or None)
+            tracer(raw, response, start, duration=time.monotonic() - started, modelled=modelled)
         return response
 
     def _select(self, raw: bytes, plan: FaultPlan) -> int | None:

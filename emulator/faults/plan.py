@@ -81,6 +81,17 @@ class HeaderPattern:
     """``CLA INS [P1 [P2]]`` with ``None`` for a wildcard byte (``xx``)."""
 
     bytes_: tuple[int | None, ...]
+    _mask: int = field(default=0, init=False, repr=False, compare=False)
+    _want: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One integer comparison per command: the header bytes masked where not wildcards.
+        mask = want = 0
+        for b in self.bytes_:
+            mask = mask << 8 | (0 if b is None else 0xFF)
+            want = want << 8 | (b or 0)
+        object.__setattr__(self, "_mask", mask)
+        object.__setattr__(self, "_want", want)
 
     @classmethod
     def parse(cls, text: str) -> HeaderPattern:
@@ -100,9 +111,8 @@ class HeaderPattern:
         return cls(tuple(values))
 
     def matches(self, command: bytes) -> bool:
-        if len(command) < len(self.bytes_):
-            return False
-        return all(want is None or want == got for want, got in zip(self.bytes_, command))
+        n = len(self.bytes_)
+        return len(command) >= n and int.from_bytes(command[:n], "big") & self._mask == self._want
 
     def encode(self) -> str:
         return "".join("xx" if b is None else f"{b:02X}" for b in self.bytes_)
