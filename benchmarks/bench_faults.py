@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         base = row["bare"]
         print(
             f"{name:<18}{base:>8.2f}{row['bare 2']:>8.2f}{row['bare 2'] / base:>7.2f}"
-            f"{row['unarmed']:>9.2f}{row['unarmed'] / base:>7.2f}{row['armed, idle']:>13.2f}{row['armed, idle'] / base:>7.2f}"
+            f"{row['unarmed']:>9.2f}{row['unarmed'] / base:>7.2f}"
+            f"{row['armed, idle']:>13.2f}{row['armed, idle'] / base:>7.2f}"
         )
     return 0
 

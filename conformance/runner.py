@@ -31,6 +31,7 @@ from .connection import CardConnection, CardConnectionError, InProcessConnection
 from .pythontests import CheckFailed, FlowContext, PythonTest, RecordingConnection, load_python_tests, python_test_for
 from .script import (
     ExpansionError,
+    FaultStep,
     Location,
     Mismatch,
     Reset,
@@ -368,6 +369,8 @@ def _run_steps(
             continue
         if isinstance(step, Reset):
             result = _reset(connection, step, index, tracer)
+        elif isinstance(step, FaultStep):
+            result = _fault(connection, step, index, tracer)
         else:
             assert isinstance(step, Send)
             result = _send(connection, step, index, variables, tracer)
@@ -395,6 +398,22 @@ def _reset(connection: CardConnection, step: Reset, index: int, tracer: Any) -> 
     return StepResult(
         index, kind, step.location, response=atr, elapsed=time.perf_counter() - started, mismatches=mismatches
     )
+
+
+def _fault(connection: CardConnection, step: FaultStep, index: int, tracer: Any) -> StepResult:
+    """``fault arm``/``fault clear`` on a card behind the fault layer (docs/faults.md)."""
+    from .faults import fault_control
+
+    control = fault_control(connection)
+    if control is None:
+        return StepResult(index, "fault", step.location, error="this card takes no fault plans (emulated cards do)")
+    if step.action == "arm":
+        control.arm(step.rule)
+    else:
+        control.clear()
+    if tracer is not None:
+        tracer.event("fault", action=step.action, rule=step.rule)
+    return StepResult(index, "fault", step.location)
 
 
 def _send(connection: CardConnection, step: Send, index: int, variables: dict[str, bytes], tracer: Any) -> StepResult:

@@ -203,12 +203,14 @@ class FaultRule:
         return cls.parse(doc, where)
 
     def encode(self) -> dict[str, Any]:
-        """The rule as a plan mapping (defaults left out); ``parse(encode())`` round-trips."""
+        """The rule as a plan mapping (trigger defaults left out, the settings of its kind
+        always in); ``parse(encode())`` round-trips."""
         out: dict[str, Any] = {"fault": self.fault.value}
         defaults = FaultRule(self.fault)
+        own = _KIND_KEYS[self.fault]
         for key in sorted(_ALL_RULE_KEYS - {"fault"}):
             value = getattr(self, key)
-            if value == getattr(defaults, key):
+            if value is None or (value == getattr(defaults, key) and key not in own):
                 continue
             if isinstance(value, HeaderPattern):
                 value = value.encode()

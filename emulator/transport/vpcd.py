@@ -73,10 +73,12 @@ class CardWithdrawn(Exception):
     The transport closes the connection (vpcd then reports an empty slot, and PC/SC
     applications get "card removed") and keeps the slot empty until ``reinsert_after``
     seconds have passed, or until :meth:`CardEndpoint.reinsert` when it is ``None``.
-    Used by the fault layer (:mod:`eidemu.emulator.faults`)."""
+    Used by the fault layer (:mod:`eidemu.emulator.faults`). A ``ConnectionError``, so
+    in-process callers that handle a lost card link handle this too."""
 
     def __init__(self, reinsert_after: float | None = None) -> None:
-        super().__init__(reinsert_after)
+        back = "" if reinsert_after is None else f"; back in {reinsert_after:g} s"
+        super().__init__(f"card removed from the reader{back}")
         self.reinsert_after = reinsert_after
 
 
@@ -89,7 +91,7 @@ class CardMute(Exception):
     powered down and comes back at once (the same card, volatile state lost)."""
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(timeout)
+        super().__init__(f"card mute: no answer within {timeout:g} s")
         self.timeout = timeout
 
 

@@ -79,7 +79,7 @@ def test_cli_fault_arm_and_status(served: tuple[ControlServer, FaultyCard], caps
     code = main(["fault", "arm", "--slot", "0", "--control", str(server.path), "fault=delay command=00B0 seconds=0"])
     assert code == 0
     assert capsys.readouterr().out == (
-        "slot 0: 1 rule(s) armed, 0 APDU(s) seen, timing off\n  fired 0x: fault=delay command=00B0\n"
+        "slot 0: 1 rule(s) armed, 0 APDU(s) seen, timing off\n  fired 0x: fault=delay command=00B0 seconds=0.0\n"
     )
     assert main(["fault", "status", "--control", str(server.path)]) == 0
     assert capsys.readouterr().out.startswith("slot 0: 1 rule(s) armed")
