@@ -159,6 +159,10 @@ class FaultyCard:
     def atr(self) -> bytes:
         return self.card.atr
 
+    @atr.setter
+    def atr(self, atr: bytes) -> None:
+        self.card.atr = atr
+
     def power_on(self) -> bytes:
         return self.card.power_on()
 

@@ -261,12 +261,12 @@ def _convert(key: str, raw: Any) -> Any:
             return TearPoint(str(raw).lower())
         except ValueError:
             raise ValueError("must be before, after or random") from None
-    number = float(raw)
-    if key == "probability" and not 0.0 <= number <= 1.0:
+    seconds_or_p = float(raw)
+    if key == "probability" and not 0.0 <= seconds_or_p <= 1.0:
         raise ValueError("must be between 0 and 1")
-    if key in ("reinsert_after", "timeout", "seconds") and not 0.0 <= number <= 3600.0:
+    if key in ("reinsert_after", "timeout", "seconds") and not 0.0 <= seconds_or_p <= 3600.0:
         raise ValueError("must be between 0 and 3600 seconds")
-    return number
+    return seconds_or_p
 
 
 @dataclass(frozen=True)
