@@ -96,3 +96,19 @@ def test_fixture_rules_separated_by_semicolons(faulty_card) -> None:
     assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x65\x81"
     assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x69\x85"
     assert card.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"
+
+
+def test_after_one_successful_signature_the_next_one_fails(faulty_card) -> None:
+    """``after: 1`` counted on 80 EA 02: the first signature works, the second answers the
+    memory failure 6581 at its last half."""
+    from eidemu.conformance.moica import MoicaError
+
+    card = faulty_card("moica-g2-valid-1", "fault=status sw=6581 command=80EA02 after=1", state=False)
+    client = MoicaCard(card)
+    client.verify_pin(PIN)
+    digest = hashlib.sha256(b"one").digest()
+    assert len(client.sign_sha256(5, digest)) == 256
+    with pytest.raises(MoicaError) as info:
+        client.sign_sha256(5, digest)
+    assert info.value.sw == 0x6581
+    assert [event.apdu for event in card.faulty.events] == [6]  # VERIFY, EA 82, EA 02, C1, EA 82, EA 02

@@ -98,3 +98,12 @@ def test_cli_without_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_parser_knows_the_fault_command() -> None:
     args = build_parser().parse_args(["fault", "clear", "--slot", "1"])
     assert (args.action, args.slot) == ("clear", 1)
+
+
+def test_serve_with_a_bad_plan_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("eidemu_faults: 1\nrules:\n  - fault: status\n    sw: 65\n    apdu: 1\n")
+    assert main(["serve", "--profile", "iso-demo", "--vpcd", "localhost:1", "--faults", str(plan)]) == 2
+    assert capsys.readouterr().err == f"eidemu: error: {plan}: rules[0].sw: must be 4 hex digits\n"
+    assert main(["serve", "--profile", "iso-demo", "--vpcd", "localhost:1", "--fault", "fault=mute"]) == 2
+    assert capsys.readouterr().err == "eidemu: error: --fault 1: give a trigger (apdu, command, after or probability)\n"
