@@ -87,6 +87,17 @@ def exchange(connection: CardConnection, command: bytes) -> ResponseAPDU:
     return ResponseAPDU.parse(connection.transmit(command))
 
 
+@runtime_checkable
+class FaultControl(Protocol):
+    """A connection whose card takes fault plans: what the scripts' ``fault arm RULES`` and
+    ``fault clear`` steps need (docs/faults.md). Emulated cards opened in this process have
+    it; a real card never does."""
+
+    def arm(self, plan: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class InProcessConnection:
     """A card object in this process (an emulated card): no reader, no sockets."""
 

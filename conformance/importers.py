@@ -114,7 +114,7 @@ def _template(command_hex: str, location: Location, refused: bool = False) -> Co
         int(p2, 16)
         lc = int(command_hex[8:10], 16)
         extended = lc == 0
-        if extended:  # ISO 7816-4 §5.1: 00 then a two-byte Lc
+        if extended:  # ISO/IEC 7816-4:2020 §5.1: 00 then a two-byte Lc
             lc = int(command_hex[10:14], 16)
     except ValueError:
         raise ScriptError(location, "redacted command without a readable header and Lc") from None

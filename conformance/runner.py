@@ -25,10 +25,11 @@ from typing import IO, Any
 from eidemu.emulator.iso7816.apdu import ResponseAPDU, parse_hex
 from eidemu.fixtures import fixture_path
 
-from .connection import CardConnection, CardConnectionError, Rebuildable, open_card
+from .connection import CardConnection, CardConnectionError, FaultControl, Rebuildable, open_card
 from .pythontests import CheckFailed, FlowContext, PythonTest, RecordingConnection, load_python_tests, python_test_for
 from .script import (
     ExpansionError,
+    FaultStep,
     Location,
     Mismatch,
     Reset,
@@ -136,14 +137,14 @@ def _declaration(name: str, entry: Any, source: str) -> CardDeclaration:
 
 def _read_declarations(path: Path) -> Any:
     """A card declaration document: bounded size and nesting, one-line errors naming the place."""
+    from eidemu.emulator.formats.documents import DocumentError, parse_document
     from eidemu.emulator.formats.files import DECLARATION_LIMIT, InputFileError, read_text_bounded
-    from eidemu.emulator.profile import ProfileError, parse_document
 
     try:
         return parse_document(read_text_bounded(path, DECLARATION_LIMIT, "card declaration"), str(path)) or {}
     except FileNotFoundError:
         raise ValueError(f"{path}: cannot read: no such file") from None
-    except (InputFileError, ProfileError) as exc:
+    except (InputFileError, DocumentError) as exc:
         raise ValueError(str(exc)) from None
 
 
@@ -361,6 +362,8 @@ def _run_steps(
             continue
         if isinstance(step, Reset):
             result = _reset(connection, step, index, tracer)
+        elif isinstance(step, FaultStep):
+            result = _fault(connection, step, index, tracer)
         else:
             assert isinstance(step, Send)
             result = _send(connection, step, index, variables, tracer)
@@ -387,6 +390,19 @@ def _reset(connection: CardConnection, step: Reset, index: int, tracer: Any) -> 
     return StepResult(
         index, kind, step.location, response=atr, elapsed=time.perf_counter() - started, mismatches=mismatches
     )
+
+
+def _fault(connection: CardConnection, step: FaultStep, index: int, tracer: Any) -> StepResult:
+    """``fault arm``/``fault clear`` on a card behind the fault layer (docs/faults.md)."""
+    if not isinstance(connection, FaultControl):
+        return StepResult(index, "fault", step.location, error="this card takes no fault plans (emulated cards do)")
+    if step.action == "arm":
+        connection.arm(step.rule)
+    else:
+        connection.clear()
+    if tracer is not None:
+        tracer.event("fault", action=step.action, rule=step.rule)
+    return StepResult(index, "fault", step.location)
 
 
 def _send(connection: CardConnection, step: Send, index: int, variables: dict[str, bytes], tracer: Any) -> StepResult:

@@ -434,7 +434,36 @@ class SetVariable:
         yield f"set {self.name} = {_spaced(self.value)}"
 
 
-Step = Send | Reset | SetVariable
+@dataclass(frozen=True)
+class FaultStep:
+    """``fault arm RULE`` or ``fault clear``: change the emulated card's fault plan from
+    this step on (a one-line rule as in docs/faults.md, e.g. ``fault arm fault=status
+    sw=6581 command=80EA``). Only cards behind the fault layer take it."""
+
+    action: str  # "arm" or "clear"
+    rule: str = ""
+    location: Location = field(default=NOWHERE, compare=False)
+
+    def lines(self) -> Iterator[str]:
+        yield f"fault {self.action} {self.rule}".rstrip()
+
+
+def _fault_step(rest: str, loc: Location) -> FaultStep:
+    from eidemu.emulator.faults.plan import FaultRule, PlanError
+
+    action, _, rule = rest.strip().partition(" ")
+    if action == "clear" and not rule.strip():
+        return FaultStep("clear", location=loc)
+    if action != "arm" or not rule.strip():
+        raise ScriptError(loc, "fault steps are 'fault arm RULE' or 'fault clear' (docs/faults.md)")
+    try:
+        parsed = FaultRule.parse_line(rule, "fault arm")
+    except PlanError as exc:
+        raise ScriptError(loc, str(exc)) from None
+    return FaultStep("arm", parsed.line(), loc)
+
+
+Step = Send | Reset | SetVariable | FaultStep
 
 
 @dataclass(frozen=True)
@@ -798,6 +827,10 @@ class _Parser:
             steps = self._close_send(steps)
             steps.append(Reset(cold=keyword == "power-cycle", location=loc))
             return steps
+        if keyword == "fault":
+            steps = self._close_send(steps)
+            steps.append(_fault_step(rest, loc))
+            return steps
         previous = steps[-1] if steps else None
         if keyword == "atr":
             if not isinstance(previous, Reset) or previous.atr is not None:
@@ -815,7 +848,7 @@ class _Parser:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ScriptError(
             loc,
-            f"unknown keyword; {hint}(steps: send, reset, power-cycle, set, include; "
+            f"unknown keyword; {hint}(steps: send, reset, power-cycle, set, include, fault; "
             "checks after a send: sw, data, tlv, capture, mask)",
         )
 

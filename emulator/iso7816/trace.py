@@ -1,7 +1,10 @@
 """APDU traces as JSON lines, with PIN data redacted.
 
 One line per message: ``{"time", "direction": "command"|"response", "hex", ...}`` with the
-decoded instruction name on commands and the status-word name on responses. The data
+decoded instruction name on commands and the status-word name on responses. Responses
+carry ``duration_ms``, the time the card took as the reader saw it (with the fault
+layer's latency model on, ``modelled_ms`` too: the model's unscaled figure), so relying
+parties see their timeout margins. The data
 field of commands that carry reference data (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
 COUNTER, ISO 7816-4 §11.5.6-§11.5.10), in any class, is replaced by ``**`` per byte, so
 PINs never reach a trace file.
@@ -81,8 +84,22 @@ class JsonLinesTracer:
         self.source = source
         self._lock = threading.Lock()
 
-    def __call__(self, command: bytes, response: bytes, start: float) -> None:
+    def __call__(
+        self,
+        command: bytes,
+        response: bytes,
+        start: float,
+        duration: float | None = None,
+        modelled: float | None = None,
+    ) -> None:
+        """Two lines for one exchange. ``duration``: seconds the card took as the reader saw
+        it (the fault layer's latency model and delays included; default: now - start);
+        ``modelled``: the latency model's unscaled figure, when the model is on."""
         end = time.time()
+        took = end - start if duration is None else duration
+        timing: dict[str, Any] = {"duration_ms": round(took * 1000, 3)}
+        if modelled is not None:
+            timing["modelled_ms"] = round(modelled * 1000, 3)
         lines = [
             {
                 "time": start,
@@ -97,6 +114,7 @@ class JsonLinesTracer:
                 "direction": "response",
                 "hex": response.hex().upper(),
                 "elapsed_ms": round((end - start) * 1000, 3),
+                **timing,
                 **describe_response(response),
             },
         ]

@@ -67,6 +67,34 @@ class PoweredCard(Protocol):
     def reset(self) -> bytes: ...
 
 
+class CardWithdrawn(Exception):
+    """Raised by a card's ``transmit``: the card leaves the reader now, unanswered.
+
+    The transport closes the connection (vpcd then reports an empty slot, and PC/SC
+    applications get "card removed") and keeps the slot empty until ``reinsert_after``
+    seconds have passed, or until :meth:`CardEndpoint.reinsert` when it is ``None``.
+    Used by the fault layer (:mod:`eidemu.emulator.faults`). A ``ConnectionError``, so
+    in-process callers that handle a lost card link handle this too."""
+
+    def __init__(self, reinsert_after: float | None = None) -> None:
+        back = "" if reinsert_after is None else f"; back in {reinsert_after:g} s"
+        super().__init__(f"card removed from the reader{back}")
+        self.reinsert_after = reinsert_after
+
+
+class CardMute(Exception):
+    """Raised by a card's ``transmit``: the card never answers this command.
+
+    The transport sends nothing for ``timeout`` seconds, then gives up as a reader does
+    when the block waiting time expires (ISO/IEC 7816-3 §11.4.3): the connection is
+    dropped, so vpcd reports a communication error and the slot empty; the card is then
+    powered down and comes back at once (the same card, volatile state lost)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"card mute: no answer within {timeout:g} s")
+        self.timeout = timeout
+
+
 EventCallback = Callable[[str, str], None]
 
 
@@ -103,6 +131,9 @@ class CardEndpoint:
         self._lock = threading.Lock()
         self._active: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._present = threading.Event()  # cleared while a CardWithdrawn holds the slot empty
+        self._present.set()
+        self._reinsert_timer: threading.Timer | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -114,6 +145,7 @@ class CardEndpoint:
     def stop(self, timeout: float = 3.0) -> None:
         """Remove the card: close the connection (vpcd sees an empty slot) and end the thread."""
         self._stop.set()
+        self.reinsert()
         self._interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -124,6 +156,33 @@ class CardEndpoint:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    # -- signals from the card (CardWithdrawn, CardMute) ------------------------------
+
+    @property
+    def withdrawn(self) -> bool:
+        return not self._present.is_set()
+
+    def reinsert(self) -> None:
+        """End a CardWithdrawn absence now: the card comes back at the next attempt."""
+        with self._lock:
+            timer, self._reinsert_timer = self._reinsert_timer, None
+        if timer is not None:
+            timer.cancel()
+        self._present.set()
+
+    def _withdraw(self, reinsert_after: float | None) -> None:
+        self._present.clear()
+        if reinsert_after is not None:
+            timer = threading.Timer(reinsert_after, self.reinsert)
+            timer.daemon = True
+            with self._lock:
+                self._reinsert_timer = timer
+            timer.start()
+
+    def _wait_present(self) -> None:
+        while not self._stop.is_set() and not self._present.wait(0.05):
+            pass
 
     def _interrupt(self) -> None:
         with self._lock:
@@ -173,6 +232,13 @@ class CardEndpoint:
             self._exchange_loop(framed)
         except FramingError as exc:
             kind, reason = "peer-error", f"dropped the connection: {exc}"
+        except CardWithdrawn as gone:
+            self._withdraw(gone.reinsert_after)
+            back = "" if gone.reinsert_after is None else f", back in {gone.reinsert_after:g} s"
+            kind, reason = "withdrawn", f"card withdrawn by a fault{back}"
+        except CardMute as mute:
+            self._stop.wait(mute.timeout)
+            kind, reason = "mute", f"card mute for {mute.timeout:g} s; the reader gave up"
         except OSError as exc:
             reason = f"connection lost: {exc.strerror or exc}"
         finally:
@@ -183,7 +249,7 @@ class CardEndpoint:
             self._power_off()
             if self._stop.is_set():
                 reason = "card removed"
-            self.status = "disconnected"
+            self.status = "withdrawn" if self.withdrawn else "disconnected"
             self._event(kind, reason)
 
     def _exchange_loop(self, framed: FrameSocket) -> None:
@@ -259,6 +325,7 @@ class VpcdClient(CardEndpoint):
         delay = self.backoff[0]
         reported = False
         while not self._stop.is_set():
+            self._wait_present()
             try:
                 sock, self._preconnected = self._preconnected or self.connect_once(), None
             except OSError as exc:
@@ -334,6 +401,7 @@ class VpcdListener(CardEndpoint):
                     self._stop.wait(0.05)
                     continue
                 self.serve_connection(sock, f"{peer[0]}:{peer[1]}")
+                self._wait_present()
                 self.status = "listening"
         finally:
             self._server.close()
@@ -396,6 +464,13 @@ class CardSlots:
                 endpoint = VpcdClient(card, self.host, self.port(slot), connected=connected, **options)
             self.endpoints[slot] = endpoint
         return endpoint.start()
+
+    def reinsert(self, slot: int) -> None:
+        """Bring back a card a fault withdrew (see :class:`CardWithdrawn`)."""
+        endpoint = self.endpoints.get(slot)
+        if endpoint is None:
+            raise ValueError(f"slot {slot} is empty")
+        endpoint.reinsert()
 
     def remove(self, slot: int) -> PoweredCard:
         """Take the card out: vpcd sees an empty slot at its next poll (within 0.4 s)."""

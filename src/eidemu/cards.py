@@ -43,6 +43,7 @@ from eidemu.emulator.formats.vpcd_wire import VPCD_PORT
 from eidemu.emulator.profile import Profile, load_profile
 from eidemu.emulator.transport import pcscd
 from eidemu.emulator.transport.vpcd import CardSlots, PoweredCard
+from eidemu.faults import FaultArming
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -50,8 +51,9 @@ DEFAULT_TIMEOUT = 5.0
 # -- emulator: --------------------------------------------------------------------------------
 
 
-class EmulatorConnection(InProcessConnection):
-    """An emulated card built from a profile, in this process; rebuilt on request."""
+class EmulatorConnection(FaultArming, InProcessConnection):
+    """An emulated card built from a profile, in this process; rebuilt on request (a fresh
+    card, so without the faults armed on the old one). Takes fault plans."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
@@ -72,7 +74,11 @@ def open_emulator(target: str) -> InProcessConnection:
     state = options.get("state") or None
     if state is None:
         return EmulatorConnection(profile)
-    return InProcessConnection(profile.build(state), f"emulator:{profile.name}?state={state}")
+    return StatefulEmulatorConnection(profile.build(state), f"emulator:{profile.name}?state={state}")
+
+
+class StatefulEmulatorConnection(FaultArming, InProcessConnection):
+    """An emulated card keeping its state in a file: tested like a real card, takes fault plans."""
 
 
 # -- served: ------------------------------------------------------------------------------------

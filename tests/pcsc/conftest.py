@@ -61,6 +61,16 @@ else:
 RUN_DIR = Path(tempfile.mkdtemp(prefix="eidemu-pcsc-"))
 os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")
 
+
+def pcsc_tools_env(**extra: str) -> dict[str, str]:
+    """The environment for pcsc-tools (pcsc_scan): a HOME of the test run's own. pcsc_scan
+    looks an unknown ATR up online and, offline, leaves an empty ~/.cache/smartcard_list.txt
+    that hides the system list from every later run; this keeps the user's HOME clean."""
+    home = RUN_DIR / "home"
+    home.mkdir(exist_ok=True)
+    return dict(os.environ, HOME=str(home), **extra)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 READER0 = pcscd.reader_name(0)
 READER1 = pcscd.reader_name(1)

@@ -23,7 +23,7 @@ from eidemu.emulator.profile import load_profile
 from eidemu.fixtures import fixture_path
 from tests.openssl_cms import openssl_cms_verify
 
-from .conftest import READER0, wait_for_card
+from .conftest import READER0, pcsc_tools_env, wait_for_card
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "g2-valid-1"
@@ -40,7 +40,7 @@ def moica_card(slots, tmp_path):
 
 
 def test_pcsc_scan_names_the_card_from_its_atr(moica_card):
-    result = subprocess.run(["pcsc_scan", "-t", "2"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["pcsc_scan", "-t", "2"], env=pcsc_tools_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert f"ATR: {ATR_TEXT}" in result.stdout
     assert "citizen digital certificate (PKI)" in result.stdout

@@ -21,7 +21,7 @@ from eidemu.emulator.profile import load_profile
 from eidemu.emulator.transport.echo import EchoCard
 from eidemu.emulator.transport.vpcd import VpcdListener
 
-from .conftest import POLL, READER0, READER1, reader_state, start_cli, wait_for_card
+from .conftest import POLL, READER0, READER1, pcsc_tools_env, reader_state, start_cli, wait_for_card
 
 ROOT = Path(__file__).resolve().parents[2]
 ATR = bytes.fromhex("3B888001454944454D5530313A")
@@ -213,10 +213,10 @@ def test_pcsc_uri_by_prefix_and_index(demo_card):
 
 
 def test_pcsc_scan_sees_the_card(demo_card):
-    listing = subprocess.run(["pcsc_scan", "-r"], capture_output=True, text=True, timeout=10)
+    listing = subprocess.run(["pcsc_scan", "-r"], env=pcsc_tools_env(), capture_output=True, text=True, timeout=10)
     assert listing.returncode == 0
     assert f"0: {READER0}\n1: {READER1}\n" in listing.stdout
-    cards = subprocess.run(["pcsc_scan", "-c"], capture_output=True, text=True, timeout=10)
+    cards = subprocess.run(["pcsc_scan", "-c"], env=pcsc_tools_env(), capture_output=True, text=True, timeout=10)
     assert cards.returncode == 0
     assert f"Reader 0: {READER0}" in cards.stdout
     assert "Card inserted" in cards.stdout
@@ -293,7 +293,7 @@ def test_eidemu_pcscd_cli_runs_a_second_isolated_instance(stack, tmp_path):
         assert f"reader '{READER0}': cards connect to port {port}" in status.stdout
         listing = subprocess.run(
             ["pcsc_scan", "-r"],
-            env=dict(os.environ, PCSCLITE_CSOCK_NAME=exports["PCSCLITE_CSOCK_NAME"]),
+            env=pcsc_tools_env(PCSCLITE_CSOCK_NAME=exports["PCSCLITE_CSOCK_NAME"]),
             capture_output=True,
             text=True,
             timeout=10,

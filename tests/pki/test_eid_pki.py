@@ -20,7 +20,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +31,7 @@ from eidemu.cli import main
 from eidemu.emulator.pki import eid
 from eidemu.emulator.pki.identities import Identity
 from eidemu.emulator.pki.store import EidPki, PkiLayoutError, TestPki
-from eidemu.emulator.profile import ProfileError, _ProfileLoader, load_profile
+from eidemu.emulator.profile import ProfileError, load_profile, parse_document
 
 from .conftest import COMMITTED_PKI
 
@@ -381,7 +380,7 @@ def test_cli_eid_only_without_a_pki_is_one_line(tmp_path: Path, capsys: pytest.C
 @pytest.mark.parametrize("chip", CHIPS)
 def test_profile_names_the_chip_files(chip: str) -> None:
     path = PROFILES / f"eid-{chip}.yaml"
-    document = yaml.load(path.read_text("utf-8"), Loader=_ProfileLoader)
+    document = parse_document(path.read_text("utf-8"), str(path))
     assert document["test_only"] is True
     application = document["applications"][0]
     assert application["type"] == "emrtd"

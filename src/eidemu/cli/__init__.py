@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = (
     "eidemu.cli.conformance",
     "eidemu.cli.record",
     "eidemu.cli.hipki",
+    "eidemu.cli.fault",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2

@@ -7,6 +7,11 @@ Normal mode connects each card to vpcd (the reader driver inside pcscd), slot *N
 
 While serving, lines on standard input insert and remove cards: ``remove N``,
 ``insert N PROFILE``, ``status``, ``quit``.
+
+Every card sits behind the fault layer (:mod:`eidemu.emulator.faults`, docs/faults.md):
+``--faults PLAN`` and ``--fault RULE`` arm a plan on each card, ``--timing real`` turns the
+latency model on, and ``eidemu fault arm|clear|status --slot N`` changes plans while the
+cards run, over the control socket whose path is printed at start.
 """
 
 from __future__ import annotations
@@ -50,6 +55,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--listen", metavar="HOST:PORT", help="reverse mode: listen here for vpcd (slot N on PORT+N)")
     p.add_argument("--trace", help="append a JSON-lines APDU trace (PINs masked) to this file")
     p.add_argument("--wait", action="store_true", help="keep trying when vpcd is not reachable at start")
+    faults = p.add_argument_group("faults and timing (docs/faults.md)")
+    faults.add_argument("--faults", metavar="PLAN", help="fault plan file (YAML or JSON) armed on every card")
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a one-line rule, e.g. 'fault=remove command=80EA02'",
+    )
+    faults.add_argument("--seed", type=int, help="seed for rules with a probability (with --fault)")
+    faults.add_argument("--timing", choices=("off", "real"), help="latency model: off (default) or real")
+    faults.add_argument("--timing-scale", type=float, default=None, help="multiply modelled delays (e.g. 0.1 in CI)")
+    faults.add_argument("--control", metavar="PATH", help="fault control socket (default: printed at start)")
     p.set_defaults(handler=run)
 
 
@@ -84,6 +102,8 @@ class Server:
             host, port = parse_address(args.vpcd or default, "--vpcd" if args.vpcd else "EIDEMU_VPCD")
             self.listen = False
         self.slots = CardSlots(host, port, listen=self.listen, on_event=self._on_event)
+        self.plan, self.timing, self.timing_scale = _fault_settings(args)
+        self.control: Any = None
 
     def say(self, text: str) -> None:
         with self._print_lock:
@@ -99,7 +119,10 @@ class Server:
                 self.say(self.describe(slot, "present" if kind == "connected" else "listening"))
             first.set()
             return
-        if kind in ("connected", "disconnected", "peer-error", "waiting") and not self.done.is_set():
+        if (
+            kind in ("connected", "disconnected", "peer-error", "waiting", "withdrawn", "mute")
+            and not self.done.is_set()
+        ):
             self.say(f"slot {slot}: {name}: {message}")
 
     def describe(self, slot: int, status: str) -> str:
@@ -113,9 +136,12 @@ class Server:
     def insert(
         self, slot: int, profile_name: str, state: str | None = None, connected: socket.socket | None = None
     ) -> None:
+        from eidemu.emulator.faults import FaultyCard
         from eidemu.emulator.profile import load_profile
 
-        card = load_profile(profile_name).build(state)
+        card = FaultyCard(load_profile(profile_name).build(state), timing=self.timing, timing_scale=self.timing_scale)
+        if self.plan is not None:
+            card.arm(self.plan)
         if self.trace_file is not None:
             from eidemu.emulator.iso7816.trace import JsonLinesTracer
 
@@ -154,10 +180,46 @@ class Server:
         except (ValueError, OSError) as exc:
             self.say(f"error: {exc}")
 
+    def start_control(self, path: str | None) -> None:
+        """The fault control socket (``eidemu fault``), its path printed for the user."""
+        from eidemu.emulator.faults.card import FaultyCard
+        from eidemu.emulator.faults.control import ControlServer
+
+        def resolve(slot: int) -> FaultyCard | None:
+            endpoint = self.slots.endpoints.get(slot)
+            card = endpoint.card if endpoint is not None else None
+            return card if isinstance(card, FaultyCard) else None
+
+        self.control = ControlServer(
+            resolve, self.slots.reinsert, path, slots=lambda: sorted(self.slots.endpoints)
+        ).start()
+        self.say(f"fault control: {self.control.path} (eidemu fault --control {self.control.path} ...)")
+
     def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
         self.slots.close()
         if self.trace_file is not None:
             self.trace_file.close()
+
+
+def _fault_settings(args: argparse.Namespace) -> tuple[Any, Any, float]:
+    """The plan (--faults or --fault), the latency model and its scale; UsageError when bad."""
+    from eidemu.emulator.faults import CITIZEN_CARD, FaultPlan, PlanError, load_plan
+
+    if args.faults and args.fault:
+        raise UsageError("give --faults PLAN or --fault RULE, not both")
+    try:
+        plan = load_plan(args.faults) if args.faults else None
+        if args.fault:
+            plan = FaultPlan.from_lines(args.fault, seed=args.seed)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    timing_name = args.timing or (plan.timing if plan is not None else "off")
+    scale = args.timing_scale if args.timing_scale is not None else (plan.timing_scale if plan is not None else 1.0)
+    if not 0.0 <= scale <= 100.0:
+        raise UsageError("--timing-scale must be from 0 to 100")
+    return plan, CITIZEN_CARD if timing_name == "real" else None, scale
 
 
 def _read_commands(server: Server, stream: IO[str]) -> None:
@@ -216,6 +278,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, stdin: IO[str] | N
                     break
             if slot in server.failures:
                 server.say(f"{server.describe(slot, 'waiting for vpcd')} ({server.failures[slot]})")
+        server.start_control(args.control)
         # The cards and the modules they need live as long as the process: keep them out of
         # the cyclic garbage collector's scans, which otherwise land on the APDU path.
         gc.freeze()
