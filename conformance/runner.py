@@ -193,6 +193,8 @@ class CardUnderTest:
         self.uri = uri
         self._profile: Any = None
         self._connection: CardConnection | None = None
+        self._reusable: Any = None  # the emulated card of the last script test, and its initial state
+        self._initial_state: Any = None
         atr: bytes | None = None
         if uri.startswith("emulator:"):
             from eidemu.emulator.profile import load_profile
@@ -211,10 +213,17 @@ class CardUnderTest:
         self.emulated = self._profile is not None or callable(getattr(self._connection, "rebuild", None))
         self.declaration = declaration or declaration_for(uri, atr, card_config)
 
-    def fresh(self) -> CardConnection:
-        """A connection to the card in its initial state (emulated) or just reset (others)."""
+    def fresh(self, reuse_unchanged: bool = False) -> CardConnection:
+        """A connection to the card in its initial state (emulated) or just reset (others).
+
+        ``reuse_unchanged`` (script tests on ``emulator:`` cards): building a card from its
+        profile takes most of a script test's time, so the previous script test's card is
+        power-cycled and used again when its persistent state (PIN counters and values,
+        written files, data objects: what a state file keeps) is still the initial one.
+        Volatile state is cleared by the power cycle (ISO/IEC 7816-3 §6.2), so the card is
+        then indistinguishable from a new one. A Python test always gets a new card."""
         if self._profile is not None:
-            return InProcessConnection(self._profile.build(), self.description)
+            return InProcessConnection(self._emulated_card(reuse_unchanged), self.description)
         assert self._connection is not None
         if self.emulated:
             self._connection.rebuild()  # type: ignore[attr-defined]
@@ -222,10 +231,26 @@ class CardUnderTest:
             self._connection.reset()
         return self._connection
 
+    def _emulated_card(self, reuse_unchanged: bool) -> Any:
+        previous, self._reusable = self._reusable, None
+        if reuse_unchanged and previous is not None and _persistent_state(previous) == self._initial_state:
+            previous.power_off()
+            self._reusable = previous
+            return previous
+        card = self._profile.build()
+        if reuse_unchanged:
+            self._reusable, self._initial_state = card, _persistent_state(card)
+        return card
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _persistent_state(card: Any) -> tuple[dict[str, Any], dict[int, bytes]]:
+    """What of an emulated card outlives a power cycle (see ``Card.snapshot``)."""
+    return card.snapshot(), dict(card.data_objects)
 
 
 # -- running ------------------------------------------------------------------------------
@@ -296,14 +321,14 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
 
             tracer = JsonLinesTracer(trace, source=card.description)
             tracer.event("test", id=test.id, title=test.title)
+        python_test = python_test_for(test)
         try:
-            connection = card.fresh()
+            connection = card.fresh(reuse_unchanged=python_test is None)
         except (CardConnectionError, OSError) as exc:
             return TestResult(test, Outcome.ERROR, f"cannot reach the card: {exc}", card=card.description)
         variables: dict[str, bytes] = dict(card.declaration.variables)
         for setvar in script.variables:
             variables.setdefault(setvar.name, bytes.fromhex(setvar.value))
-        python_test = python_test_for(test)
         if python_test is not None:
             return _run_python_test(python_test, connection, variables, tracer, started, card.description)
         steps = _run_steps(connection, test, variables, tracer, options.continue_on_failure)

@@ -275,15 +275,46 @@ class _progress:
 
                 return on_rich
 
+        rate = _Throughput(self.total)
+
         def on_line(result: Any) -> None:
             detail = f"  {result.message}" if result.message else ""
             print(f"{result.outcome.value:<14} {result.test.id:<18} {result.test.title}{detail}", flush=True)
+            rate.tick()
 
         return on_line
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class _Throughput:
+    """On long runs without a progress bar, a line on stderr every ``interval`` seconds:
+    tests done, rate and the time left (standard output keeps one line per test)."""
+
+    def __init__(self, total: int, interval: float = 5.0) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.total, self.interval = total, interval
+        self.done = 0
+        self.started = self.clock()
+        self.next_report = self.started + interval
+
+    def tick(self) -> None:
+        self.done += 1
+        now = self.clock()
+        if now < self.next_report or self.done >= self.total:
+            return
+        self.next_report = now + self.interval
+        rate = self.done / (now - self.started)
+        left = (self.total - self.done) / rate
+        print(
+            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests/s, about {left:.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_replay(args: argparse.Namespace) -> int:
