@@ -134,10 +134,13 @@ def _scripts(args: argparse.Namespace) -> list[Any]:
     for path in extra:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
-    try:
-        return load_catalogue(extra, include_shipped=not args.no_catalogue)
-    except ScriptError as exc:
-        raise UsageError(str(exc)) from None
+    errors: list[ScriptError] = []
+    scripts = load_catalogue(extra, include_shipped=not args.no_catalogue, errors=errors)
+    if errors:  # every broken file, one line each, then exit 2 like any usage error
+        for error in errors[:-1]:
+            print(f"eidemu: error: {error}", file=sys.stderr)
+        raise UsageError(str(errors[-1]))
+    return scripts
 
 
 def _selected(args: argparse.Namespace) -> list[Any]:
@@ -163,15 +166,15 @@ def run_lint(args: argparse.Namespace) -> int:
             print(f"{name}: no such file or directory", file=sys.stderr)
             problems += 1
             continue
-        try:
-            for script in load_scripts([path]):
-                count += len(script.tests)
-                for warning in script.warnings:
-                    print(f"{warning} (warning)", file=sys.stderr)
-                    problems += args.strict
-        except ScriptError as exc:
-            print(str(exc), file=sys.stderr)
-            problems += 1
+        errors: list[ScriptError] = []
+        for script in load_scripts([path], errors):  # every file of a directory, broken or not
+            count += len(script.tests)
+            for warning in script.warnings:
+                print(f"{warning} (warning)", file=sys.stderr)
+                problems += args.strict
+        for error in errors:
+            print(str(error), file=sys.stderr)
+        problems += len(errors)
     if problems:
         return EXIT_USAGE
     print(f"{count} test case(s) OK")
