@@ -233,6 +233,7 @@ class CardEndpoint:
         hello_deadline = None if self.hello_timeout is None else accepted + self.hello_timeout
         last_message = accepted
         while not self._stop.is_set():
+            message: bytes | None
             if not framed.buffered and not self._wait_for_message(framed.sock, hello_deadline is None, last_message):
                 message = b""
             elif hello_deadline is None:
