@@ -100,7 +100,7 @@ class Server:
                 self.say(self.describe(slot, "present" if kind == "connected" else "listening"))
             first.set()
             return
-        if kind in ("connected", "disconnected", "peer-error", "waiting") and not self.done.is_set():
+        if kind in ("connected", "disconnected", "peer-error", "displaced", "waiting") and not self.done.is_set():
             self.say(f"slot {slot}: {name}: {message}")
 
     def describe(self, slot: int, status: str) -> str:
