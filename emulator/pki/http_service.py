@@ -105,6 +105,9 @@ Handler = Callable[[HttpRequest], HttpAnswer]
 
 @dataclass
 class _Connection:
+    """An open connection: its reaper, and whether its request is complete and being answered
+    (until then it is idle, and the first to close when the cap is reached)."""
+
     peer: str
     reaper: asyncio.TimerHandle
     busy: bool = False
@@ -284,10 +287,8 @@ class LocalHttpService:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
         connection = self._open.get(request.protocol)
-        if connection is not None:
-            connection.busy = True
         peer = connection.peer if connection is not None else (request.remote or "?")
-        answer = await self._answer(request, peer)
+        answer = await self._answer(request, connection, peer)
         response = web.Response(
             status=answer.status,
             body=b"" if request.method == "HEAD" else answer.body,
@@ -312,7 +313,7 @@ class LocalHttpService:
         )
         return response
 
-    async def _answer(self, request: web.BaseRequest, peer: str) -> HttpAnswer:
+    async def _answer(self, request: web.BaseRequest, connection: _Connection | None, peer: str) -> HttpAnswer:
         handler = self.handler
         if handler is None:
             return HttpAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"nothing to serve yet\n")
@@ -324,6 +325,8 @@ class LocalHttpService:
             body += chunk
             if len(body) > self.limits.max_body:
                 return _too_large(self.limits.max_body)
+        if connection is not None:
+            connection.busy = True  # a complete request: no longer the first to close for room
         http_request = HttpRequest(
             request.method, request.raw_path, {k.lower(): v for k, v in request.headers.items()}, bytes(body), peer
         )

@@ -136,6 +136,20 @@ def test_the_cap_evicts_idle_connections_and_a_real_client_still_gets_in(small_s
         sock.close()
 
 
+def test_connections_that_never_finish_their_body_are_evicted_too(small_service: LocalHttpService) -> None:
+    port = small_service.server_address[1]
+    stalled = []
+    for _ in range(30):  # complete headers, a body that never comes
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"POST /ocsp HTTP/1.1\r\nHost: a\r\nContent-Length: 500\r\n\r\n")
+        stalled.append(sock)
+    assert wait_until(lambda: small_service.counters.evicted == 10)
+    assert get(small_service.base_url + "still-served") == (200, b"GET /still-served 0")
+    assert small_service.counters.refused == 0
+    for sock in stalled:
+        sock.close()
+
+
 def test_oversized_bodies_are_refused(small_service: LocalHttpService) -> None:
     port = small_service.server_address[1]
     announced = raw_exchange(port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n" + b"x" * 1001)
