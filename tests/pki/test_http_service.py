@@ -98,7 +98,7 @@ def test_half_open_connections_are_reaped_within_the_timeout(small_service: Loca
     for sock in attackers:
         assert closed_by_peer(sock, timeout=3.0)
         sock.close()
-    assert time.monotonic() - started < 2.0  # 1 s timeout, reaped in one go
+    assert time.monotonic() - started < 3.0  # 1 s timeout (and room for a loaded machine)
     assert small_service.counters.reaped == 10
     assert small_service.open_connections == 0
 
@@ -118,7 +118,7 @@ def test_a_trickled_request_is_cut_off_at_the_connection_timeout(small_service: 
         if time.monotonic() - started > 3:
             break
     assert closed or closed_by_peer(sock, 0.5)
-    assert time.monotonic() - started < 1.6
+    assert time.monotonic() - started < 2.5  # cut off at the 1 s timeout, not after the 3 s of trickling
     assert small_service.counters.requests == 0
     sock.close()
 

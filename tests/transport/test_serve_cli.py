@@ -149,7 +149,7 @@ def test_serve_listen_mode_an_idle_peer_gives_way_to_vpcd():
         started = time.monotonic()
         with VpcdConnection.connect("127.0.0.1", port, timeout=3) as conn:
             assert conn.transmit(bytes.fromhex("00200001")) == bytes.fromhex("63C3")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 1.8  # before the idle peer's 2 s hello timeout
         assert process.stdout.readline().startswith(
             "slot 0: iso-demo: the connection had sent no vpcd message yet; new connection from 127.0.0.1:"
         )
