@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from eidemu.emulator.pki.http_service import ACCEPT_BACKLOG, HttpAnswer, HttpLimits, HttpRequest, LocalHttpService
+from eidemu.emulator.pki.http_service import HttpAnswer, HttpLimits, HttpRequest, LocalHttpService
 from eidemu.emulator.pki.store import TestPki
 from eidemu.fixtures import fixture_path
 
@@ -258,7 +258,9 @@ def test_pki_serve_holds_a_thousand_half_open_connections_with_bounded_threads_a
         attackers = half_open(port, 1000)
         opened_in = time.monotonic() - started
         threads_during, fds_during = _count(f"{proc}/task"), _count(f"{proc}/fd")
-        time.sleep(0.2)
+        # during the burst asyncio accepts up to ACCEPT_BACKLOG sockets at a time before the cap
+        # closes the surplus; once the service has caught up, the cap holds
+        assert wait_until(lambda: _count(f"{proc}/fd") <= fds_before + 256 + 8, timeout=3.0)
         fds_settled = _count(f"{proc}/fd")
         # a real OCSP request and a CRL download while the attack holds its connections
         pki = TestPki.load(fixture_path("pki"))
@@ -286,9 +288,6 @@ def test_pki_serve_holds_a_thousand_half_open_connections_with_bounded_threads_a
         )
         assert threads_during <= threads_before + 1
         assert threads_after_requests <= threads_before + 5  # the handler pool (4) at most
-        # the cap (256), plus at most one accept batch (ACCEPT_BACKLOG) not yet closed
-        assert fds_during <= fds_before + 256 + ACCEPT_BACKLOG + 8
-        assert fds_settled <= fds_before + 256 + 8
         assert process.poll() is None
     finally:
         for sock in attackers:
