@@ -38,6 +38,7 @@ from .script import (
     Send,
     SetVariable,
     TestCase,
+    expand,
     load_scripts,
     nibbles_match,
 )
@@ -246,18 +247,27 @@ def select_tests(scripts: Iterable[Script], patterns: Iterable[str] = ()) -> lis
     return out
 
 
-def load_catalogue(extra: Iterable[Path] = (), include_shipped: bool = True) -> list[Script]:
+def load_catalogue(
+    extra: Iterable[Path] = (), include_shipped: bool = True, errors: list[ScriptError] | None = None
+) -> list[Script]:
     """The shipped catalogue (script files and the Python tests of
-    :data:`~eidemu.conformance.pythontests.PYTHON_CATALOGUE`) and any extra script files."""
+    :data:`~eidemu.conformance.pythontests.PYTHON_CATALOGUE`) and any extra script files.
+
+    With ``errors``, every file that does not parse and every duplicate ID is added there
+    and the rest still loads; without, the first problem is raised."""
     paths = ([CATALOGUE_DIR] if include_shipped else []) + list(extra)
-    scripts = load_scripts(paths)
+    scripts = load_scripts(paths, errors)
     if include_shipped:
         scripts += load_python_tests()
     seen: dict[str, Location] = {}
     for script in scripts:
         for test in script.tests:
             if test.id in seen:
-                raise ScriptError(test.location, f"duplicate test ID {test.id} (first at {seen[test.id]})")
+                duplicate = ScriptError(test.location, f"duplicate test ID {test.id} (first at {seen[test.id]})")
+                if errors is None:
+                    raise duplicate
+                errors.append(duplicate)
+                continue
             seen[test.id] = test.location
     return scripts
 
@@ -290,14 +300,18 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
 
             tracer = JsonLinesTracer(trace, source=card.description)
             tracer.event("test", id=test.id, title=test.title)
+        python_test = python_test_for(test)
         try:
             connection = card.fresh()
         except (CardConnectionError, OSError) as exc:
             return TestResult(test, Outcome.ERROR, f"cannot reach the card: {exc}", card=card.description)
         variables: dict[str, bytes] = dict(card.declaration.variables)
-        for setvar in script.variables:
-            variables.setdefault(setvar.name, bytes.fromhex(setvar.value))
-        python_test = python_test_for(test)
+        for setvar in script.variables:  # in file order; the card's values win
+            if setvar.name not in variables:
+                try:
+                    variables[setvar.name] = bytes.fromhex(expand(setvar.value, variables))
+                except ExpansionError as exc:
+                    return TestResult(test, Outcome.ERROR, f"{setvar.location}: {exc}", card=card.description)
         if python_test is not None:
             return _run_python_test(python_test, connection, variables, tracer, started, card.description)
         steps = _run_steps(connection, test, variables, tracer, options.continue_on_failure)

@@ -754,6 +754,7 @@ class _Parser:
                     variables.append(setvar)
                 else:
                     steps = self._close_send(steps)
+                    self._check_test_variable(setvar, steps, variables)
                     steps.append(setvar)
             elif current is None:
                 what = repr(keyword) if keyword in STEP_KEYWORDS else "a line"
@@ -761,6 +762,7 @@ class _Parser:
             else:
                 steps = self._step(steps, keyword, rest, loc)
         finish()
+        _check_file_variables(variables)
         seen: dict[str, Location] = {}
         for t in tests:
             if t.id in seen:
@@ -809,9 +811,27 @@ class _Parser:
             raise ScriptError(loc, "write 'set NAME = HEX'")
         return SetVariable(name, _hex_text(value, loc, what=f"value of {name}"), loc)
 
+    def _check_test_variable(self, setvar: SetVariable, steps: list[Step], file_variables: list[SetVariable]) -> None:
+        """``set A = ${A} ..`` inside a test, before the test or the file gave A a value: the
+        value can only come from the card declaration, which is rarely what was meant."""
+        if setvar.name not in variables_in(setvar.value):
+            return
+        known = {v.name for v in file_variables}
+        for step in steps:
+            if isinstance(step, SetVariable):
+                known.add(step.name)
+            elif isinstance(step, Send):
+                known.update(c.name for c in step.captures)
+        if setvar.name not in known:
+            self.warnings.append(
+                f"{setvar.location}: set {setvar.name} uses ${{{setvar.name}}} before this test or file gives it a "
+                "value (only the card declaration can)"
+            )
+
     def _close_send(self, steps: list[Step]) -> list[Step]:
         if steps and isinstance(steps[-1], Send):
             send = steps[-1]
+            _check_send(send)
             if not any(isinstance(e, ExpectSW) for e in send.expectations):
                 self.warnings.append(f"{send.location}: send without an 'sw' expectation accepts any status word")
         return steps
@@ -926,6 +946,130 @@ class _Parser:
         return Capture(name, match.group(1), _int_or_none(match.group(2)), _int_or_none(match.group(3)), location=loc)
 
 
+# -- checks for what can never work (conformance lint, and run before it sends anything) ----
+
+
+def _check_file_variables(variables: list[SetVariable]) -> None:
+    """File-level ``set`` lines are given values in file order (after the card's variables):
+    one may use the card's variables and those set above it, never itself or one set below
+    it, and no group of them may be defined through each other."""
+    defined: dict[str, SetVariable] = {}
+    for setvar in variables:
+        defined.setdefault(setvar.name, setvar)  # the first definition counts, as when running
+    cycle = _variable_cycle(defined)
+    if cycle:
+        first = defined[cycle[0]]
+        if len(cycle) == 2:
+            raise ScriptError(first.location, f"variable {first.name} is defined through itself")
+        chain = " -> ".join(cycle)
+        raise ScriptError(first.location, f"variables defined through each other: {chain}")
+    seen: set[str] = set()
+    for setvar in variables:
+        for name in variables_in(setvar.value):
+            if name in defined and name not in seen:
+                later = defined[name].location
+                raise ScriptError(
+                    setvar.location, f"set {setvar.name} uses ${{{name}}}, which is set later (line {later.line})"
+                )
+        seen.add(setvar.name)
+
+
+def _variable_cycle(defined: Mapping[str, SetVariable]) -> list[str]:
+    """A cycle of references among file-level variables, as ``[A, B, A]``; ``[]`` if none.
+
+    Iterative depth-first search, so a long chain of variables cannot exhaust the stack."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    for root in defined:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending: list[list[str]] = [[n for n in variables_in(defined[root].value) if n in defined]]
+        state[root] = 1
+        while path:
+            if not pending[-1]:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            name = pending[-1].pop()
+            if state.get(name) == 1:
+                return [*path[path.index(name) :], name]
+            if name not in state:
+                state[name] = 1
+                path.append(name)
+                pending.append([n for n in variables_in(defined[name].value) if n in defined])
+    return []
+
+
+_SW1_POSSIBLE = [f"{sw1:02X}" for sw1 in (*range(0x61, 0x70), *range(0x90, 0xA0))]
+"""SW1 values a card can answer: '6X' or '9X', except '60' (ISO/IEC 7816-4:2005 §5.1.3)."""
+
+
+def _check_send(send: Send) -> None:
+    """Expectations of one send that no response can meet, and masks that cover no byte."""
+    for expectation in send.expectations:
+        if isinstance(expectation, ExpectSW):
+            for pattern in expectation.alternatives:
+                if "$" not in pattern and not any(nibbles_match(pattern[:2], sw1) for sw1 in _SW1_POSSIBLE):
+                    raise ScriptError(
+                        expectation.location,
+                        f"status word {_spaced(pattern)} cannot occur: SW1 is 6X or 9X, never 60 "
+                        "(ISO/IEC 7816-4:2005 §5.1.3)",
+                    )
+    low, high, exact = 0, None, None  # what the expectations allow for the data length
+    for expectation in send.expectations:
+        if isinstance(expectation, ExpectLength) and not expectation.variable:
+            low = max(low, expectation.low)
+            if expectation.high is not None:
+                high = expectation.high if high is None else min(high, expectation.high)
+        elif isinstance(expectation, ExpectData) and "$" not in expectation.pattern:
+            n = len(expectation.pattern) // 2
+            if expectation.prefix:
+                low = max(low, n)
+            else:
+                low, high = max(low, n), n if high is None else min(high, n)
+                exact = expectation
+    if high is not None and low > high:
+        culprit = exact or next(e for e in send.expectations if isinstance(e, ExpectLength | ExpectData))
+        raise ScriptError(
+            culprit.location,
+            f"the data expectations of this send contradict each other: at least {low} bytes and at most {high}",
+        )
+    for start, end in send.masks.ranges:
+        text = f"mask data{_slice_text(start, end)}"
+        if (start is not None and end is not None and (start >= 0) == (end >= 0) and start >= end) or end == 0:
+            raise ScriptError(send.location, f"{text} covers no byte (empty range)")
+        if high is not None and not range(high)[slice(start, end)]:
+            raise ScriptError(send.location, f"{text} covers none of the {high} data bytes the expectations allow")
+    _check_tlv_lengths(send)
+
+
+def _check_tlv_lengths(send: Send) -> None:
+    """``tlv P length N`` with ``tlv P = HEX`` of another length, or ``present`` with ``absent``."""
+    lengths: dict[tuple[int, ...], tuple[int, ExpectTLV]] = {}
+    presence: dict[tuple[int, ...], tuple[str, ExpectTLV]] = {}
+    for expectation in send.expectations:
+        if not isinstance(expectation, ExpectTLV):
+            continue
+        if expectation.op in ("present", "absent"):
+            other = presence.setdefault(expectation.path, (expectation.op, expectation))
+            if other[0] != expectation.op:
+                raise ScriptError(expectation.location, f"TLV {expectation.path_text} cannot be present and absent")
+            continue
+        if expectation.op == "length":
+            n = int(expectation.value)
+        elif expectation.op == "equals" and "$" not in expectation.value:
+            n = len(expectation.value) // 2
+        else:
+            continue
+        known, where = lengths.setdefault(expectation.path, (n, expectation))
+        if known != n:
+            raise ScriptError(
+                expectation.location,
+                f"TLV {expectation.path_text} cannot be {n} bytes long here and {known} bytes at line "
+                f"{where.location.line}",
+            )
+
+
 def parse_mask(text: str, location: Location) -> tuple[int | None, int | None]:
     """``data`` or ``data[START:END]``: a byte range of the response data (Python slice)."""
     match = _SLICE.match(text.replace(" ", ""))
@@ -953,10 +1097,26 @@ def load_script(path: str | Path) -> Script:
     return _Parser().parse_file(Path(path))
 
 
-def load_scripts(paths: list[Path]) -> list[Script]:
-    """Files, and directories searched recursively for ``*.apdu``, in sorted order."""
-    out: list[Script] = []
+def script_files(paths: list[Path]) -> list[Path]:
+    """Files, and directories searched recursively for ``*.apdu`` (fragments ``_*`` left
+    out), in sorted order."""
+    out: list[Path] = []
     for path in paths:
         files = sorted(path.rglob(f"*{SCRIPT_SUFFIX}")) if path.is_dir() else [path]
-        out.extend(load_script(f) for f in files if not f.name.startswith("_"))
+        out.extend(f for f in files if not f.name.startswith("_"))
+    return out
+
+
+def load_scripts(paths: list[Path], errors: list[ScriptError] | None = None) -> list[Script]:
+    """The scripts of :func:`script_files`. With ``errors``, a file that does not parse adds
+    its error there and the others are still read (so every broken file is reported);
+    without, the first error is raised."""
+    out: list[Script] = []
+    for f in script_files(paths):
+        try:
+            out.append(load_script(f))
+        except ScriptError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
     return out

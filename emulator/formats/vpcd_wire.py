@@ -22,13 +22,18 @@ MAX_FRAME = 0xFFFF
 """The longest payload a 2-byte length can announce."""
 
 FRAME_TIMEOUT = 5.0
-"""Seconds a frame may take to arrive once its first byte has: a stalled peer is dropped."""
+"""Seconds a whole frame may take to arrive once its first byte has: a stalled or trickling
+peer is dropped."""
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 class FramingError(Exception):
     """The peer broke the vpcd framing (length 0, oversized, truncated or stalled frame)."""
+
+
+class FrameTooLong(FramingError):
+    """A frame announced more bytes than the reader accepts."""
 
 
 def tune_socket(sock: socket.socket, receive_timeout: float | None = FRAME_TIMEOUT) -> None:
@@ -66,32 +71,49 @@ class FrameSocket:
             self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[arg-type]
         return self.sock.recv(MAX_FRAME + 2)
 
-    def read_frame(self) -> bytes | None:
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished frame already received (read without waiting on the socket)."""
+        return len(self._buf)
+
+    def read_frame(self, deadline: float | None = None, max_length: int | None = None) -> bytes | None:
         """The next payload; ``None`` when the peer closed between frames; ``b""`` when
         nothing arrived within the socket's receive timeout (a real payload is never empty:
-        a length of 0 is a framing error). Raises FramingError."""
+        a length of 0 is a framing error). Raises FramingError.
+
+        A frame must be complete within :attr:`frame_timeout` of its first byte, however the
+        bytes trickle in (a peer sending one byte every 0.45 s is dropped like a silent one).
+        ``deadline`` (a :func:`time.monotonic` value) can end that time earlier, and
+        ``max_length`` lower the size limit for this frame (FrameTooLong). The check runs
+        whenever a chunk arrives and whenever the receive timeout passes, so a silent peer is
+        noticed within one receive timeout after the deadline."""
         buf = self._buf
-        started: float | None = None
+        # Bytes left over from the previous call belong to a frame that started then.
+        started = time.monotonic() if buf else None
+        limit_bytes = self.max_frame if max_length is None else min(max_length, self.max_frame)
         while True:
             if len(buf) >= 2:
                 length = (buf[0] << 8) | buf[1]
                 if length == 0:
                     raise FramingError("frame of length 0")
-                if length > self.max_frame:
-                    raise FramingError(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
+                if length > limit_bytes:
+                    raise FrameTooLong(f"frame of {length} bytes exceeds the limit of {limit_bytes}")
                 if len(buf) >= 2 + length:
                     payload = bytes(buf[2 : 2 + length])
                     del buf[: 2 + length]
                     return payload
+            if started is not None:
+                limit = started + self.frame_timeout
+                if deadline is not None:
+                    limit = min(limit, deadline)
+                if time.monotonic() >= limit:
+                    expected = f" of {2 + ((buf[0] << 8) | buf[1])}" if len(buf) >= 2 else ""
+                    raise FramingError(f"frame incomplete at its deadline: {len(buf)}{expected} bytes received")
             try:
                 chunk = self._receive()
             except (BlockingIOError, TimeoutError):
                 if not buf:
                     return b""
-                if started is None:
-                    started = time.monotonic()
-                if time.monotonic() - started >= self.frame_timeout:
-                    raise FramingError(f"frame stalled after {len(buf)} bytes") from None
                 continue
             except ConnectionResetError:
                 if buf:
@@ -101,6 +123,8 @@ class FrameSocket:
                 if buf:
                     raise FramingError(f"connection closed after {len(buf)} bytes of a frame")
                 return None
+            if started is None:
+                started = time.monotonic()
             buf += chunk
 
     def write_frame(self, payload: bytes) -> None:

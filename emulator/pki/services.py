@@ -1,6 +1,8 @@
 """Local revocation services for the test PKI: CRL publication and an RFC 6960 OCSP responder.
 
-``eidemu pki serve`` runs a threaded loopback HTTP server (``http.server``) with these routes:
+``eidemu pki serve`` runs a bounded loopback HTTP service
+(:class:`~eidemu.emulator.pki.http_service.LocalHttpService`: connection cap, per-connection
+timeout, request size limits, one log line per request) with these routes:
 
 * ``GET /crl/<ca>.crl``: the CA's complete CRL, DER, ``application/pkix-crl`` (RFC 5280 §5,
   RFC 2585 §4.2). CRLs are re-signed with the CA key when the server starts, with thisUpdate a
@@ -29,9 +31,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from .generate import build_crl
+from .http_service import HttpAnswer, HttpLimits, HttpRequest, LocalHttpService
 from .store import CertificateAuthority, TestPki
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 CRL_LIFETIME = dt.timedelta(days=1)
 OCSP_LIFETIME = dt.timedelta(hours=1)
 CLOCK_SKEW = dt.timedelta(minutes=1)
-MAX_REQUEST_BYTES = 64 * 1024
 
 _OCSP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
@@ -66,13 +66,6 @@ def _issuer_hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) ->
         hashlib.new(algorithm.name, name_der).digest(),
         hashlib.new(algorithm.name, key_bits).digest(),
     )
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    content_type: str
-    body: bytes
 
 
 class RevocationAuthority:
@@ -209,49 +202,19 @@ class RevocationAuthority:
         return "\n".join(lines) + "\n"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: PkiHttpServer
-    protocol_version = "HTTP/1.1"
+class PkiHttpServer(LocalHttpService):
+    """The CRL/OCSP service over HTTP for one :class:`RevocationAuthority` (replaceable with
+    :meth:`load`), with the bounds of :class:`~eidemu.emulator.pki.http_service.LocalHttpService`."""
 
-    def do_GET(self) -> None:
-        self.server.count(self.command, self.path)
-        self._send(self.server.authority.handle_get(self.path))
-
-    def do_POST(self) -> None:
-        self.server.count(self.command, self.path)
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self._send(HttpAnswer(HTTPStatus.LENGTH_REQUIRED, "text/plain", b"Content-Length required\n"))
-            return
-        if not 0 <= length <= MAX_REQUEST_BYTES:
-            self._send(HttpAnswer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", b"request too large\n"))
-            return
-        body = self.rfile.read(length)  # buffered reader: returns the whole body or less only at EOF
-        if len(body) != length:
-            return
-        self._send(self.server.authority.handle_post(self.path, self.headers.get("Content-Type", ""), body))
-
-    def _send(self, answer: HttpAnswer) -> None:
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-
-class PkiHttpServer(ThreadingHTTPServer):
-    """A threaded HTTP server answering for one :class:`RevocationAuthority` (replaceable with :meth:`load`)."""
-
-    daemon_threads = True
-
-    def __init__(self, authority: RevocationAuthority | None, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__((host, port), _Handler)
+    def __init__(
+        self,
+        authority: RevocationAuthority | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: HttpLimits | None = None,
+    ) -> None:
+        super().__init__(self._route, host, port, limits=limits, name="eidemu-pki-serve")
         self._authority = authority
         self._hits_lock = threading.Lock()
         self.hits: Counter[str] = Counter()  # "GET crl", "POST ocsp", ...: lets tests see real traffic
@@ -271,25 +234,33 @@ class PkiHttpServer(ThreadingHTTPServer):
         """Serve the PKI in ``pki_dir`` from now on (CRLs re-signed as of now)."""
         self._authority = RevocationAuthority(TestPki.load(pki_dir))
 
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host}:{port}/"
+    def _route(self, request: HttpRequest) -> HttpAnswer:
+        self.count(request.method, request.target)
+        authority = self._authority
+        if authority is None:
+            return HttpAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"no PKI loaded\n")
+        if request.method in ("GET", "HEAD"):
+            return authority.handle_get(request.target)
+        if request.method == "POST":
+            return authority.handle_post(request.target, request.headers.get("content-type", ""), request.body)
+        allow = (("Allow", "GET, HEAD, POST"),)
+        return HttpAnswer(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET, HEAD or POST\n", allow)
 
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="eidemu-pki-serve", daemon=True)
-        thread.start()
-        return thread
 
-
-def serve_forever(pki_dir: Path | str, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve_forever(
+    pki_dir: Path | str, host: str = "127.0.0.1", port: int = 8765, *, limits: HttpLimits | None = None
+) -> None:
     """Serve ``pki_dir`` until interrupted; warns if the certificates point elsewhere."""
     authority = RevocationAuthority(TestPki.load(pki_dir))
-    with PkiHttpServer(authority, host, port) as server:
+    with PkiHttpServer(authority, host, port, limits=limits) as server:
         expected = authority.pki.base_url
         served = server.base_url
-        print(f"eidemu pki serve: {pki_dir} at {served} (CRLs re-signed {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        bounds = server.limits
+        print(
+            f"eidemu pki serve: {pki_dir} at {served} (CRLs re-signed {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+            f"at most {bounds.max_connections} connections, {bounds.connection_timeout:g} s each)",
+            flush=True,
+        )
         if urlsplit(expected).netloc != urlsplit(served).netloc:
             print(f"eidemu pki serve: warning: the certificates point at {expected}; revocation checks will miss")
         server.serve_forever()

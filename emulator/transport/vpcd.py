@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -46,11 +48,34 @@ from ..formats.vpcd_wire import (
     MAX_FRAME,
     VPCD_PORT,
     FrameSocket,
+    FrameTooLong,
     FramingError,
     tune_socket,
 )
 
 log = logging.getLogger("eidemu.vpcd")
+
+CONTROL_CODES = frozenset((CTRL_POWER_OFF, CTRL_POWER_ON, CTRL_RESET, CTRL_ATR))
+
+HELLO_TIMEOUT = 2.0
+"""Reverse mode: seconds a new connection has to send its first message, which must be a
+control message. vpcd sends one at once: pcscd's presence poll connects and asks for the ATR
+(``04``) in the same call, every 400 ms."""
+
+IDLE_TAKEOVER = 2.0
+"""Reverse mode: a connection silent this long gives way to a new one. vpcd polls every
+400 ms, so a live vpcd is never silent that long; a dead or stuck peer is."""
+
+_TICK = 0.5
+"""Seconds between checks of stop requests, deadlines and waiting connections."""
+
+
+class _Displaced(Exception):
+    """A new connection takes the card over from the one being served."""
+
+    def __init__(self, sock: socket.socket, peer: str, reason: str) -> None:
+        super().__init__(reason)
+        self.sock, self.peer, self.reason = sock, peer, reason
 
 
 class PoweredCard(Protocol):
@@ -105,7 +130,11 @@ class CardEndpoint:
     is served until the peer goes away; the card is then powered off (volatile state
     cleared, persistent state kept) and the endpoint waits for the next connection.
     ``on_event(kind, message)`` reports ``connected``, ``disconnected``, ``waiting``,
-    ``peer-error`` and ``stopped``.
+    ``peer-error``, ``displaced``, ``refused`` and ``stopped``.
+
+    ``hello_timeout`` (reverse mode): a connection must send a complete first message, one
+    of the four control messages, within that many seconds of being accepted, or it is
+    dropped; until it has, it is *unproven*.
     """
 
     kind = "endpoint"
@@ -118,8 +147,10 @@ class CardEndpoint:
         on_event: EventCallback | None = None,
         max_frame: int = MAX_FRAME,
         frame_timeout: float = FRAME_TIMEOUT,
+        hello_timeout: float | None = None,
     ) -> None:
         self.card = card
+        self.hello_timeout = hello_timeout
         self.name = name
         self.on_event = on_event
         self.max_frame = max_frame
@@ -214,9 +245,11 @@ class CardEndpoint:
 
     # -- one connection -------------------------------------------------------------
 
-    def serve_connection(self, sock: socket.socket, peer: str) -> None:
-        """Serve one vpcd connection until it ends; never raises for peer misbehaviour."""
-        tune_socket(sock, min(self.frame_timeout, 0.5))
+    def serve_connection(self, sock: socket.socket, peer: str) -> tuple[socket.socket, str] | None:
+        """Serve one vpcd connection until it ends; never raises for peer misbehaviour.
+
+        Returns the connection that displaced this one (reverse mode), to be served next."""
+        tune_socket(sock, min(self.frame_timeout, _TICK))
         framed = FrameSocket(sock, max_frame=self.max_frame, frame_timeout=self.frame_timeout)
         with self._lock:
             self._active = sock
@@ -226,9 +259,10 @@ class CardEndpoint:
         self._event("connected", f"connected to vpcd at {peer}")
         reason = "vpcd closed the connection"
         kind = "disconnected"
+        successor: tuple[socket.socket, str] | None = None
         try:
             if self._stop.is_set():
-                return
+                return None
             self._exchange_loop(framed)
         except FramingError as exc:
             kind, reason = "peer-error", f"dropped the connection: {exc}"
@@ -239,6 +273,9 @@ class CardEndpoint:
         except CardMute as mute:
             self._stop.wait(mute.timeout)
             kind, reason = "mute", f"card mute for {mute.timeout:g} s; the reader gave up"
+        except _Displaced as displaced:
+            kind, reason = "displaced", f"{displaced.reason}; new connection from {displaced.peer}"
+            successor = displaced.sock, displaced.peer
         except OSError as exc:
             reason = f"connection lost: {exc.strerror or exc}"
         finally:
@@ -249,18 +286,42 @@ class CardEndpoint:
             self._power_off()
             if self._stop.is_set():
                 reason = "card removed"
+                if successor is not None:
+                    successor[0].close()
+                    successor = None
             self.status = "withdrawn" if self.withdrawn else "disconnected"
             self._event(kind, reason)
+        return successor
 
     def _exchange_loop(self, framed: FrameSocket) -> None:
         card = self.card
+        accepted = time.monotonic()
+        hello_deadline = None if self.hello_timeout is None else accepted + self.hello_timeout
+        last_message = accepted
         while not self._stop.is_set():
-            message = framed.read_frame()
+            message: bytes | None
+            if not framed.buffered and not self._wait_for_message(framed.sock, hello_deadline is None, last_message):
+                message = b""
+            elif hello_deadline is None:
+                message = framed.read_frame()
+            else:
+                try:  # a control message is one byte: a longer first frame is not from vpcd
+                    message = framed.read_frame(hello_deadline, max_length=1)
+                except FrameTooLong:
+                    raise FramingError("the first message is not a vpcd control message") from None
             if message is None:
                 return
             if not message:
+                if hello_deadline is not None and time.monotonic() >= hello_deadline:
+                    raise FramingError(f"no vpcd control message within {self.hello_timeout:g} s")
                 continue
-            if len(message) == 1 and message[0] in (CTRL_POWER_OFF, CTRL_POWER_ON, CTRL_RESET, CTRL_ATR):
+            last_message = time.monotonic()
+            is_control = len(message) == 1 and message[0] in CONTROL_CODES
+            if hello_deadline is not None:
+                if not is_control:
+                    raise FramingError("the first message is not a vpcd control message")
+                hello_deadline = None  # proven: this peer speaks vpcd
+            if is_control:
                 code = message[0]
                 if code == CTRL_ATR:
                     framed.write_frame(card.atr)
@@ -277,6 +338,12 @@ class CardEndpoint:
                 log.warning("%s: response of %d bytes does not fit a vpcd frame", self.name, len(response))
                 response = b"\x6f\x00"
             framed.write_frame(response)
+
+    def _wait_for_message(self, sock: socket.socket, proven: bool, last_message: float) -> bool:
+        """Before each read of a new frame: False when nothing arrived within one tick.
+
+        The base class lets the read itself wait (the socket's receive timeout)."""
+        return True
 
     def _power_off(self) -> None:
         try:
@@ -358,21 +425,40 @@ def connect_to_vpcd(host: str, port: int, timeout: float = 2.0) -> socket.socket
 class VpcdListener(CardEndpoint):
     """Reverse mode: the card listens (loopback by default) and vpcd connects to it.
 
-    One connection at a time; the next one is accepted when the current one ends. The
-    listening socket is bound in the constructor, so ``port=0`` picks a free port that
+    One connection holds the card at a time, and only a peer that speaks vpcd can keep it:
+
+    - a new connection must send a control message (vpcd's first is the ATR request of
+      pcscd's presence poll) within ``hello_timeout`` seconds, else it is dropped;
+    - a connection that arrives while the card is held *displaces* the holder if the holder
+      has not proven itself yet or has been silent for ``idle_takeover`` seconds (a live vpcd
+      polls every 400 ms); otherwise it is closed at once, so a second vpcd sees an empty
+      slot instead of hanging on a connection nobody reads.
+
+    The listening socket is bound in the constructor, so ``port=0`` picks a free port that
     :attr:`port` then tells.
     """
 
     kind = "listen"
 
-    def __init__(self, card: PoweredCard, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
-        super().__init__(card, **kwargs)
+    def __init__(
+        self,
+        card: PoweredCard,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hello_timeout: float = HELLO_TIMEOUT,
+        idle_takeover: float = IDLE_TAKEOVER,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(card, hello_timeout=hello_timeout, **kwargs)
+        self.idle_takeover = idle_takeover
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._server = socket.socket(family, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._server.bind((host, port))
-            self._server.listen(1)
+            self._server.listen(8)
+            self._server.setblocking(False)  # accept only after select says a connection waits
         except OSError:
             self._server.close()
             raise
@@ -386,25 +472,47 @@ class VpcdListener(CardEndpoint):
 
     def _interrupt(self) -> None:
         if self._stop.is_set():
-            _shutdown(self._server)  # wakes accept() on Linux
+            _shutdown(self._server)  # wakes select() on Linux
         super()._interrupt()
+
+    def _accept(self) -> tuple[socket.socket, str] | None:
+        try:
+            sock, peer = self._server.accept()
+        except OSError:  # gone before we took it, or the listener was shut down
+            return None
+        sock.setblocking(True)
+        return sock, f"{peer[0]}:{peer[1]}"
 
     def _run(self) -> None:
         self._event("waiting", f"listening for vpcd on {self.address}")
         try:
             while not self._stop.is_set():
-                try:
-                    sock, peer = self._server.accept()
-                except OSError:
-                    if self._stop.is_set():
-                        return
-                    self._stop.wait(0.05)
-                    continue
-                self.serve_connection(sock, f"{peer[0]}:{peer[1]}")
-                self._wait_present()
-                self.status = "listening"
+                readable, _, _ = select.select([self._server], [], [], _TICK)
+                accepted = self._accept() if readable and not self._stop.is_set() else None
+                while accepted is not None and not self._stop.is_set():
+                    accepted = self.serve_connection(*accepted)
+                self._wait_present()  # a card withdrawn by a fault is back first
+                if not self._stop.is_set():
+                    self.status = "listening"
         finally:
             self._server.close()
+
+    def _wait_for_message(self, sock: socket.socket, proven: bool, last_message: float) -> bool:
+        """Wait one tick for the holder's next message while watching for new connections."""
+        readable, _, _ = select.select([sock, self._server], [], [], _TICK)
+        if sock in readable:  # the holder first: it may be closing, making room for the newcomer
+            return True
+        if self._server in readable and not self._stop.is_set():
+            newcomer = self._accept()
+            if newcomer is not None:
+                idle = time.monotonic() - last_message
+                if not proven:
+                    raise _Displaced(*newcomer, "the connection had sent no vpcd message yet")
+                if idle >= self.idle_takeover:
+                    raise _Displaced(*newcomer, f"the connection was silent for {idle:.1f} s")
+                newcomer[0].close()
+                self._event("refused", f"refused a second connection from {newcomer[1]}: the card is in use")
+        return False
 
 
 def _shutdown(sock: socket.socket) -> None:

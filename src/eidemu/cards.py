@@ -32,6 +32,7 @@ import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from eidemu.conformance.connection import (
     CardConnectionError,
@@ -39,6 +40,7 @@ from eidemu.conformance.connection import (
     parse_address,
     split_target,
 )
+from eidemu.emulator.faults import FaultyCard
 from eidemu.emulator.formats.vpcd_wire import VPCD_PORT
 from eidemu.emulator.profile import Profile, load_profile
 from eidemu.emulator.transport import pcscd
@@ -57,14 +59,30 @@ class EmulatorConnection(FaultArming, InProcessConnection):
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        super().__init__(profile.build(), f"emulator:{profile.name}")
+        card = profile.build()
+        self._initial_state = _persistent_state(card)
+        super().__init__(card, f"emulator:{profile.name}")
 
     def rebuild(self) -> bytes:
-        """A card freshly built from the profile, powered up; its ATR (:class:`Rebuildable`)."""
+        """The card in its initial state, powered up; its ATR (:class:`Rebuildable`).
+
+        Building a card from its profile is most of a short test's time, so a card whose
+        persistent state (what a state file keeps: PIN counters and values, written files,
+        data objects) is still the initial one is power-cycled and used again: power-up
+        clears all volatile state (ISO/IEC 7816-3:2006 §6.2), so the card is then
+        indistinguishable from a new one. A card behind the fault layer is always replaced.
+        """
         self.card.power_off()
-        self.card = self.profile.build()
+        if isinstance(self.card, FaultyCard) or _persistent_state(self.card) != self._initial_state:
+            self.card = self.profile.build()
+            self._initial_state = _persistent_state(self.card)
         self._atr = self.card.power_on()
         return self._atr
+
+
+def _persistent_state(card: Any) -> tuple[dict[str, Any], dict[int, bytes]]:
+    """What of an emulated card outlives a power cycle (see ``Card.snapshot``)."""
+    return card.snapshot(), dict(card.data_objects)
 
 
 def open_emulator(target: str) -> InProcessConnection:

@@ -130,6 +130,41 @@ def test_serve_listen_mode_stops_cleanly_on_signal(sig):
     assert err == ""
 
 
+def test_serve_listen_mode_an_idle_peer_gives_way_to_vpcd():
+    """The issue's case: a TCP connection that sends nothing no longer holds the card."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eidemu.cli", "serve", "--profile", "iso-demo", "--listen", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    idle = None
+    try:
+        assert process.stdout.readline().endswith("(reverse mode): listening\n")
+        idle = socket.create_connection(("127.0.0.1", port))
+        assert process.stdout.readline().startswith("slot 0: iso-demo: connected to vpcd at 127.0.0.1:")
+        started = time.monotonic()
+        with VpcdConnection.connect("127.0.0.1", port, timeout=3) as conn:
+            assert conn.transmit(bytes.fromhex("00200001")) == bytes.fromhex("63C3")
+        assert time.monotonic() - started < 1.8  # before the idle peer's 2 s hello timeout
+        assert process.stdout.readline().startswith(
+            "slot 0: iso-demo: the connection had sent no vpcd message yet; new connection from 127.0.0.1:"
+        )
+        idle.settimeout(3)
+        assert idle.recv(10) == b""
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=5)
+    finally:
+        if idle is not None:
+            idle.close()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+
+
 def test_pcscd_status_without_instance(tmp_path, capsys):
     assert main(["pcscd", "status", "--run-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().out.startswith("private pcscd: not running")

@@ -115,10 +115,56 @@ def test_stalled_frame_times_out():
     b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50_000))
     a.sendall(b"\x00\x10\x00")
     started = time.monotonic()
-    with pytest.raises(FramingError, match="stalled after 3 bytes"):
+    with pytest.raises(FramingError, match=r"^frame incomplete at its deadline: 3 of 18 bytes received$"):
         FrameSocket(b, frame_timeout=0.2).read_frame()
     assert 0.15 < time.monotonic() - started < 1.0
     a.close()
+
+
+def test_trickling_frame_times_out_although_bytes_keep_arriving():
+    """One byte every 0.45 s never lets the receive timeout (0.5 s) pass, yet the whole frame
+    has FRAME_TIMEOUT-style bounds: here 1.5 s from its first byte (real TCP sockets)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sender = socket.create_connection(server.getsockname())
+        receiver, _ = server.accept()
+    tune_socket(receiver, 0.5)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        for byte in b"\x00\x20" + bytes(32):
+            if stop.is_set():
+                return
+            try:
+                sender.sendall(bytes((byte,)))
+            except OSError:
+                return
+            stop.wait(0.45)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(FramingError, match=r"^frame incomplete at its deadline: [45] of 34 bytes received$"):
+            FrameSocket(receiver, frame_timeout=1.5).read_frame()
+        elapsed = time.monotonic() - started
+        assert 1.5 <= elapsed < 3.0  # the deadline, plus one 0.45 s gap between bytes (and a loaded machine)
+    finally:
+        stop.set()
+        thread.join()
+        sender.close()
+        receiver.close()
+
+
+def test_deadline_argument_cuts_a_frame_short():
+    a, b = socket.socketpair()
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50_000))
+    a.sendall(b"\x00")
+    started = time.monotonic()
+    with pytest.raises(FramingError, match=r"^frame incomplete at its deadline: 1 bytes received$"):
+        FrameSocket(b, frame_timeout=5.0).read_frame(deadline=started + 0.2)
+    assert time.monotonic() - started < 1.0
+    a.close()
+    b.close()
 
 
 def test_write_frame_limits():
@@ -186,9 +232,11 @@ def test_one_byte_payload_other_than_control_goes_to_the_card():
     card = EchoCard(echo_command=True)
     endpoint = VpcdListener(card, "127.0.0.1", 0).start()
     try:
-        with socket.create_connection(("127.0.0.1", endpoint.port)) as raw:
-            raw.sendall(b"\x00\x01\x03")
-            assert FrameSocket(raw).read_frame() == b"\x03\x90\x00"
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=3) as raw:
+            raw.sendall(b"\x00\x01\x04\x00\x01\x03")
+            framed = FrameSocket(raw)  # one reader: both answers may arrive in one segment
+            assert framed.read_frame() == card.atr
+            assert framed.read_frame() == b"\x03\x90\x00"
     finally:
         endpoint.stop()
 
@@ -228,7 +276,7 @@ def test_control_messages_reach_the_card():
         (b"\x00\x00", "frame of length 0"),
         (b"\x00\x20\x00\xa4\x04", "connection closed after 5 bytes of a frame"),
         (b"\xff\xff" + b"\x00" * 100, "connection closed after 102 bytes of a frame"),
-        (b"\x00\x40\x00\xa4", "frame stalled after 4 bytes"),
+        (b"\x00\x40\x00\xa4", "frame incomplete at its deadline: 4 of 66 bytes received"),
     ],
     ids=["length-0", "truncated", "oversized-announced", "stalled"],
 )
@@ -240,7 +288,7 @@ def test_misbehaving_peer_is_dropped_and_the_card_comes_back(demo_card, garbage,
     try:
         with VpcdConnection.connect("127.0.0.1", endpoint.port) as conn:
             assert conn.transmit(PIN_BAD) == bytes.fromhex("63C2")
-        raw = socket.create_connection(("127.0.0.1", endpoint.port))
+        raw = poll_like_vpcd(endpoint.port)  # a peer that speaks vpcd, then breaks the framing
         raw.sendall(garbage)
         if "closed" in reason:
             raw.shutdown(socket.SHUT_WR)
@@ -280,6 +328,137 @@ def test_connection_reset_mid_frame(demo_card):
         assert endpoint.connections == 2
     finally:
         endpoint.stop()
+
+
+# -- reverse mode: silent, slow and foreign peers cannot hold the card --------------------
+
+
+def poll_like_vpcd(port: int) -> socket.socket:
+    """What vpcd does in reverse mode on pcscd's presence poll: connect, ask for the ATR."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+    sock.sendall(b"\x00\x01\x04")
+    assert FrameSocket(sock).read_frame() == ATR
+    return sock
+
+
+def events_of(endpoint_events: list[tuple[str, str]], kind: str) -> list[str]:
+    return [m for k, m in endpoint_events if k == kind]
+
+
+@pytest.fixture
+def guarded(demo_card):
+    events: list[tuple[str, str]] = []
+    endpoint = VpcdListener(
+        demo_card, "127.0.0.1", 0, hello_timeout=1.0, idle_takeover=0.6, on_event=lambda k, m: events.append((k, m))
+    ).start()
+    endpoint.events = events  # type: ignore[attr-defined]
+    yield endpoint
+    endpoint.stop()
+
+
+def test_silent_peer_is_displaced_at_once_by_vpcd(demo_card):
+    events: list[tuple[str, str]] = []
+    endpoint = VpcdListener(demo_card, "127.0.0.1", 0, hello_timeout=5.0, on_event=lambda k, m: events.append((k, m)))
+    endpoint.start()
+    silent = socket.create_connection(("127.0.0.1", endpoint.port), timeout=6)
+    assert wait_until(lambda: endpoint.connections == 1)
+    started = time.monotonic()
+    vpcd = poll_like_vpcd(endpoint.port)
+    assert time.monotonic() - started < 2.5  # long before the silent peer's 5 s hello timeout
+    assert silent.recv(10) == b""  # the silent peer was closed
+    [displaced] = events_of(events, "displaced")
+    assert displaced.startswith("the connection had sent no vpcd message yet; new connection from 127.0.0.1:")
+    framed = FrameSocket(vpcd)
+    framed.write_frame(PIN_STATUS)
+    assert framed.read_frame() == bytes.fromhex("63C3")
+    vpcd.close()
+    silent.close()
+    endpoint.stop()
+
+
+def test_silent_peer_alone_is_dropped_after_the_hello_timeout(guarded):
+    started = time.monotonic()
+    silent = socket.create_connection(("127.0.0.1", guarded.port), timeout=3)
+    silent.settimeout(3)
+    assert silent.recv(10) == b""
+    assert 1.0 <= time.monotonic() - started < 2.5
+    assert events_of(guarded.events, "peer-error") == ["dropped the connection: no vpcd control message within 1 s"]
+    assert guarded.status == "listening"
+    poll_like_vpcd(guarded.port).close()
+
+
+def test_trickling_first_message_is_dropped_at_the_hello_deadline(guarded):
+    trickler = socket.create_connection(("127.0.0.1", guarded.port))
+    trickler.settimeout(5)
+    started = time.monotonic()
+    for byte in b"\x00\x01":  # a control message, one byte every 0.4 s: never complete in time
+        trickler.sendall(bytes((byte,)))
+        time.sleep(0.4)
+    assert trickler.recv(10) == b""
+    assert time.monotonic() - started < 3.0  # the 1 s hello deadline, not the 5 s frame timeout
+    assert events_of(guarded.events, "peer-error") == [
+        "dropped the connection: frame incomplete at its deadline: 2 of 3 bytes received"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        (b"\x00\x05\x00\xa4\x04\x00\x00", "the first message is not a vpcd control message"),
+        (b"\x00\x01\x03", "the first message is not a vpcd control message"),
+        (b"GET / HTTP/1.1\r\n\r\n", "the first message is not a vpcd control message"),
+    ],
+    ids=["apdu-first", "unknown-control", "http"],
+)
+def test_peer_that_does_not_speak_vpcd_never_reaches_the_card(demo_card, first, reason):
+    card = EchoCard()
+    events: list[tuple[str, str]] = []
+    endpoint = VpcdListener(card, "127.0.0.1", 0, max_frame=MAX_FRAME, on_event=lambda k, m: events.append((k, m)))
+    endpoint.start()
+    try:
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=3) as raw:
+            raw.sendall(first)
+            assert raw.recv(10) == b""
+        assert wait_until(lambda: bool(events_of(events, "peer-error")))
+        assert events_of(events, "peer-error") == [f"dropped the connection: {reason}"]
+        assert card.events == ["off"]  # powered off on disconnect; no command ever reached it
+    finally:
+        endpoint.stop()
+
+
+def test_second_connection_is_refused_while_vpcd_is_active_then_takes_over_when_it_goes_silent(guarded):
+    holder = poll_like_vpcd(guarded.port)
+    holder_framed = FrameSocket(holder)
+    # the holder keeps polling: a newcomer is closed at once and the holder is unaffected
+    intruder = socket.create_connection(("127.0.0.1", guarded.port), timeout=3)
+    assert intruder.recv(10) == b""
+    intruder.close()
+    holder_framed.write_frame(PIN_STATUS)
+    assert holder_framed.read_frame() == bytes.fromhex("63C3")
+    assert events_of(guarded.events, "refused")[0].endswith(": the card is in use")
+    # the holder goes silent past idle_takeover (0.6 s): the next vpcd takes over
+    time.sleep(0.7)
+    successor = poll_like_vpcd(guarded.port)
+    assert holder.recv(10) == b""
+    [displaced] = events_of(guarded.events, "displaced")
+    assert displaced.startswith("the connection was silent for ")
+    successor.close()
+    holder.close()
+
+
+def test_many_silent_connections_then_vpcd_gets_the_card(guarded):
+    silent = [socket.create_connection(("127.0.0.1", guarded.port)) for _ in range(6)]
+    started = time.monotonic()
+    vpcd = poll_like_vpcd(guarded.port)
+    assert time.monotonic() - started < 3.0
+    framed = FrameSocket(vpcd)
+    framed.write_frame(SELECT_APP_NO_FCI)
+    assert framed.read_frame() == bytes.fromhex("9000")
+    for sock in silent:
+        sock.settimeout(3)
+        assert sock.recv(10) == b""
+        sock.close()
+    vpcd.close()
 
 
 # -- normal mode: the card connects, the tester listens as vpcd does -------------------

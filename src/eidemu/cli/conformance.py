@@ -135,10 +135,13 @@ def _scripts(args: argparse.Namespace) -> list[Any]:
     for path in extra:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
-    try:
-        return load_catalogue(extra, include_shipped=not args.no_catalogue)
-    except ScriptError as exc:
-        raise UsageError(str(exc)) from None
+    errors: list[ScriptError] = []
+    scripts = load_catalogue(extra, include_shipped=not args.no_catalogue, errors=errors)
+    if errors:  # every broken file, one line each, then exit 2 like any usage error
+        for error in errors[:-1]:
+            print(f"eidemu: error: {error}", file=sys.stderr)
+        raise UsageError(str(errors[-1]))
+    return scripts
 
 
 def _selected(args: argparse.Namespace) -> list[Any]:
@@ -164,15 +167,15 @@ def run_lint(args: argparse.Namespace) -> int:
             print(f"{name}: no such file or directory", file=sys.stderr)
             problems += 1
             continue
-        try:
-            for script in load_scripts([path]):
-                count += len(script.tests)
-                for warning in script.warnings:
-                    print(f"{warning} (warning)", file=sys.stderr)
-                    problems += args.strict
-        except ScriptError as exc:
-            print(str(exc), file=sys.stderr)
-            problems += 1
+        errors: list[ScriptError] = []
+        for script in load_scripts([path], errors):  # every file of a directory, broken or not
+            count += len(script.tests)
+            for warning in script.warnings:
+                print(f"{warning} (warning)", file=sys.stderr)
+                problems += args.strict
+        for error in errors:
+            print(str(error), file=sys.stderr)
+        problems += len(errors)
     if problems:
         return EXIT_USAGE
     print(f"{count} test case(s) OK")
@@ -276,15 +279,46 @@ class _progress:
 
                 return on_rich
 
+        rate = _Throughput(self.total)
+
         def on_line(result: Any) -> None:
             detail = f"  {result.message}" if result.message else ""
             print(f"{result.outcome.value:<14} {result.test.id:<18} {result.test.title}{detail}", flush=True)
+            rate.tick()
 
         return on_line
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class _Throughput:
+    """On long runs without a progress bar, a line on stderr every ``interval`` seconds:
+    tests done, rate and the time left (standard output keeps one line per test)."""
+
+    def __init__(self, total: int, interval: float = 5.0) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.total, self.interval = total, interval
+        self.done = 0
+        self.started = self.clock()
+        self.next_report = self.started + interval
+
+    def tick(self) -> None:
+        self.done += 1
+        now = self.clock()
+        if now < self.next_report or self.done >= self.total:
+            return
+        self.next_report = now + self.interval
+        rate = self.done / (now - self.started)
+        left = (self.total - self.done) / rate
+        print(
+            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests/s, about {left:.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_replay(args: argparse.Namespace) -> int:

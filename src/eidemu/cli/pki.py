@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +47,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(handler=run_generate)
     serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
     serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help="default: the shipped TEST PKI")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="open connections at most; beyond, the oldest idle one is closed (default 256)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a connection is closed this long after it opened, answered or not (default 10)",
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -106,9 +121,16 @@ def _run_generate_eid(args: argparse.Namespace, started: float) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from eidemu.emulator.pki.http_service import HttpLimits
     from eidemu.emulator.pki.services import serve_forever
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port out of range: {args.port}")
-    serve_forever(args.pki, args.host, args.port)
+    if not 1 <= args.max_connections <= 65535:
+        raise UsageError(f"--max-connections must be between 1 and 65535, not {args.max_connections}")
+    if not 0 < args.timeout <= 3600:  # also refuses nan and inf
+        raise UsageError(f"--timeout must be more than 0 and at most 3600 seconds, not {args.timeout:g}")
+    limits = HttpLimits(max_connections=args.max_connections, connection_timeout=args.timeout)
+    logging.getLogger("eidemu.http").setLevel(logging.INFO)  # one line per request on stderr
+    serve_forever(args.pki, args.host, args.port, limits=limits)
     return EXIT_OK

@@ -120,7 +120,7 @@ class Server:
             first.set()
             return
         if (
-            kind in ("connected", "disconnected", "peer-error", "waiting", "withdrawn", "mute")
+            kind in ("connected", "disconnected", "peer-error", "displaced", "waiting", "withdrawn", "mute")
             and not self.done.is_set()
         ):
             self.say(f"slot {slot}: {name}: {message}")
