@@ -1,8 +1,8 @@
 """Access conditions, PIN objects and the per-channel security state.
 
-ISO/IEC 7816-4 §5.4 (security attributes), §9.5.6-9.5.10 (VERIFY, CHANGE REFERENCE DATA,
-RESET RETRY COUNTER) and §7.5.3 (GET CHALLENGE); retry counters as in ISO/IEC 7816-4
-§5.1.3 status ``63Cx`` and ``6983``.
+ISO/IEC 7816-4:2020 §9 (security architecture: security status, security attributes) and
+§11.5 (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GET CHALLENGE); retry counters
+answered with the status words ``63Cx`` and ``6983`` of §5.6.
 """
 
 from __future__ import annotations
@@ -10,8 +10,16 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ..iso7816.sw import SW, CardError, verify_failed
+
+
+class AccessOperation(StrEnum):
+    """An operation an access rule governs, by the name profiles give it."""
+
+    READ = "read"
+    UPDATE = "update"
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ NEVER = AccessCondition("never")
 
 @dataclass
 class SecurityState:
-    """Volatile security status of one logical channel (ISO 7816-4 §5.4.1)."""
+    """Volatile security status of one logical channel (ISO/IEC 7816-4:2020 §5.4.2, §9)."""
 
     verified_pins: set[int] = field(default_factory=set)
     authenticated_keys: set[int] = field(default_factory=set)
@@ -96,18 +104,19 @@ class SecurityState:
         return SecurityState(set(self.verified_pins), set(self.authenticated_keys))
 
 
-@dataclass
+@dataclass(repr=False)
 class Pin:
     """A PIN (or PUK) object: reference data with a persistent retry counter.
 
     ``pad_to``/``pad_byte`` describe how the reference data is formatted on the wire
     (for example padded with FF to 8 bytes); ``min_length``/``max_length`` apply to the
     unpadded value. ``unblock`` says what allows RESET RETRY COUNTER without a PUK in
-    the command data (ISO 7816-4 §11.5.10, P1 = 02/03).
+    the command data (ISO/IEC 7816-4:2020 §11.5, RESET RETRY COUNTER P1 = 02/03).
+    The value never appears in a repr, and so in no log line or error message.
     """
 
     ref: int
-    value: bytes
+    value: bytes = field(repr=False)
     max_tries: int = 3
     remaining: int = -1
     name: str = ""
@@ -121,6 +130,12 @@ class Pin:
     def __post_init__(self) -> None:
         if self.remaining < 0:
             self.remaining = self.max_tries
+
+    def __repr__(self) -> str:
+        return (
+            f"Pin(ref={self.ref:#04x}, name={self.name!r}, remaining={self.remaining}/{self.max_tries}, "
+            "value=<redacted>)"
+        )
 
     @property
     def blocked(self) -> bool:
@@ -172,7 +187,7 @@ class Pin:
         raise verify_failed(self.remaining)
 
     def status_error(self) -> CardError:
-        """VERIFY with no data: 63Cx with the tries left, or 6983 (ISO 7816-4 §11.5.6)."""
+        """VERIFY with no data: 63Cx with the tries left, or 6983 (ISO/IEC 7816-4:2020 §11.5)."""
         if self.blocked:
             return CardError(SW.AUTHENTICATION_METHOD_BLOCKED)
         return verify_failed(self.remaining)
