@@ -1,7 +1,7 @@
 """The citizen digital certificate card (自然人憑證, MOICA), generation-1 command interface.
 
 Behaviour follows the public description of the generation-1 command interface;
-where that reference is silent the card behaves as an ISO/IEC 7816-4 card would, and
+where that reference is silent the card behaves as an ISO/IEC 7816-4:2020 card would, and
 ``docs/moica-card.md`` lists every such choice. The pieces a generation-2 application (a
 GlobalPlatform applet behind SCP03) would share are kept apart from the generation-1
 command set: :class:`CardKey` (an on-card RSA key pair), :func:`rsa_private_operation`,

@@ -124,10 +124,6 @@ class Channel:
     app_state: ApplicationState | None = None
     """The current application's own state on this channel (see :class:`ApplicationState`)."""
 
-    @property
-    def current_file(self) -> File:
-        return self.current_ef or self.current_df
-
     def start_secure_messaging(self, session: SecureMessagingSession) -> None:
         """Protect this channel with ``session`` from the next command on (see the module
         docstring): the one call a key-establishing protocol makes."""

@@ -23,7 +23,7 @@ READ, UPDATE = AccessOperation.READ, AccessOperation.UPDATE
 
 
 class IsoApplication(Application):
-    """ISO 7816-4 file system and security commands for interindustry class ``00``."""
+    """ISO/IEC 7816-4:2020 file system and security commands for interindustry class ``00``."""
 
     type_name = "iso"
 
@@ -121,7 +121,7 @@ class IsoApplication(Application):
 
     @staticmethod
     def _find_fid(fid: int, current: DF) -> File:
-        """SELECT by FID (§11.1, P1 00): children of the current DF, the current DF, its
+        """SELECT by FID (§7.3, §11.1; P1 00): children of the current DF, the current DF, its
         parent and the parent's children."""
         found = current.children.get(fid)
         if found is not None:

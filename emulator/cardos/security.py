@@ -22,20 +22,27 @@ class AccessOperation(StrEnum):
     UPDATE = "update"
 
 
+class ConditionKind(StrEnum):
+    """What an access condition asks for, by the name profiles give it."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    PIN = "pin"  # after VERIFY of the PIN with the condition's reference
+    AUTH = "auth"  # after authentication with the key of the condition's reference
+
+
 @dataclass(frozen=True)
 class AccessCondition:
-    """When an operation on an object is allowed.
+    """When an operation on an object is allowed (ISO/IEC 7816-4:2020 §9).
 
-    ``kind`` is ``always``, ``never``, ``pin`` (after VERIFY of PIN ``ref``) or ``auth``
-    (after authentication with key ``ref``: EXTERNAL AUTHENTICATE or a secure channel).
+    ``kind`` says what is needed; ``ref`` is the PIN or key reference of ``pin`` and
+    ``auth`` conditions (EXTERNAL AUTHENTICATE or a secure channel for ``auth``).
     ``alternatives`` holds further conditions, any one of which suffices.
     """
 
-    kind: str
+    kind: ConditionKind
     ref: int = 0
     alternatives: tuple[AccessCondition, ...] = ()
-
-    KINDS = ("always", "never", "pin", "auth")
 
     @classmethod
     def parse(cls, text: str) -> AccessCondition:
@@ -46,11 +53,14 @@ class AccessCondition:
 
     @classmethod
     def _parse_one(cls, text: str) -> AccessCondition:
-        kind, _, ref = text.partition(":")
-        kind = kind.strip().lower()
-        if kind in ("always", "never") and not ref:
+        name, _, ref = text.partition(":")
+        try:
+            kind = ConditionKind(name.strip().lower())
+        except ValueError:
+            kind = None
+        if kind in (ConditionKind.ALWAYS, ConditionKind.NEVER) and not ref:
             return cls(kind)
-        if kind in ("pin", "auth") and ref:
+        if kind in (ConditionKind.PIN, ConditionKind.AUTH) and ref:
             try:
                 value = int(ref, 16)
             except ValueError:
@@ -59,8 +69,11 @@ class AccessCondition:
         raise ValueError(f"unknown access condition {text!r} (expected always, never, pin:<ref>, auth:<ref>)")
 
     def __str__(self) -> str:
-        own = self.kind if self.kind in ("always", "never") else f"{self.kind}:{self.ref:02X}"
+        own = self.kind.value if self._without_reference() else f"{self.kind}:{self.ref:02X}"
         return "|".join([own, *(str(a) for a in self.alternatives)])
+
+    def _without_reference(self) -> bool:
+        return self.kind in (ConditionKind.ALWAYS, ConditionKind.NEVER)
 
     def satisfied_by(self, state: SecurityState) -> bool:
         if self._one(state):
@@ -68,17 +81,18 @@ class AccessCondition:
         return any(a._one(state) for a in self.alternatives)
 
     def _one(self, state: SecurityState) -> bool:
-        if self.kind == "always":
+        kind = self.kind
+        if kind is ConditionKind.ALWAYS:
             return True
-        if self.kind == "pin":
+        if kind is ConditionKind.PIN:
             return self.ref in state.verified_pins
-        if self.kind == "auth":
+        if kind is ConditionKind.AUTH:
             return self.ref in state.authenticated_keys
         return False
 
 
-ALWAYS = AccessCondition("always")
-NEVER = AccessCondition("never")
+ALWAYS = AccessCondition(ConditionKind.ALWAYS)
+NEVER = AccessCondition(ConditionKind.NEVER)
 
 
 @dataclass
@@ -89,19 +103,11 @@ class SecurityState:
     authenticated_keys: set[int] = field(default_factory=set)
     challenge: bytes = b""
 
-    def clear(self) -> None:
-        self.verified_pins.clear()
-        self.authenticated_keys.clear()
-        self.challenge = b""
-
     def clear_local(self) -> None:
         """On application change: specific (local) references, b8 = 1, lose their status."""
         self.verified_pins = {p for p in self.verified_pins if not p & 0x80}
         self.authenticated_keys = {k for k in self.authenticated_keys if not k & 0x80}
         self.challenge = b""
-
-    def copy(self) -> SecurityState:
-        return SecurityState(set(self.verified_pins), set(self.authenticated_keys))
 
 
 @dataclass(repr=False)

@@ -38,7 +38,7 @@ class CommandAPDU(NamedTuple):
 
     @property
     def case(self) -> int:
-        """The ISO 7816-3 §12.1.2 case: 1 no data/no Le, 2 Le only, 3 data only, 4 both."""
+        """The ISO/IEC 7816-3:2006 §12.1 case: 1 no data/no Le, 2 Le only, 3 data only, 4 both."""
         if self.data:
             return 4 if self.ne is not None else 3
         return 2 if self.ne is not None else 1

@@ -1,11 +1,11 @@
-"""ISO/IEC 7816-4 secure messaging as ICAO Doc 9303-11 §9.8 profiles it (3DES and AES).
+"""ISO/IEC 7816-4:2020 secure messaging (§10) as ICAO Doc 9303-11 §9.8 profiles it (3DES and AES).
 
 Protected commands carry the data encrypted in DO '87' (DO '85' for odd INS), the expected
 length in DO '97' and a cryptographic checksum in DO '8E'; protected responses carry DO
-'87', the status word in DO '99' and DO '8E' (ISO 7816-4 §10.2-§10.4). A send sequence
+'87', the status word in DO '99' and DO '8E' (ISO/IEC 7816-4:2020 §10). A send sequence
 counter (SSC) is incremented before each command and each response and enters every MAC.
 
-- 3DES (BAC, 9303-11 §9.8.6.1): 3DES-CBC with a zero IV; ISO/IEC 9797-1 MAC algorithm 3
+- 3DES (BAC, 9303-11 §9.8.6.1): 3DES-CBC with a zero IV; ISO/IEC 9797-1:2011 MAC algorithm 3
   (retail MAC) with DES; 8-byte SSC.
 - AES (PACE, 9303-11 §9.8.6.2): AES-CBC with IV = E(KS_enc, SSC); AES-CMAC truncated to
   8 bytes; 16-byte SSC.
