@@ -16,7 +16,7 @@ can be called and tested on its own:
 4. **Card-level commands** (:meth:`Card.card_level_command`): GET RESPONSE (§5.3.4,
    §11.6), MANAGE CHANNEL (§5.4.2, §11.1) and command chaining (§5.3.3) are the OS's; a
    whole command goes on.
-5. **Application dispatch** (:meth:`Card.dispatch`): the application current on the
+5. **Application** (:meth:`Application.process`): the application current on the
    channel answers. Applications are registered by AID; the default application answers
    where no AID was selected.
 6. **Response** (:meth:`Card.chain_response` then :meth:`Card.wrap_response`): long data
@@ -327,34 +327,46 @@ class Card:
         return response
 
     def process_apdu(self, raw: bytes) -> bytes:
-        """The layers of the module docstring, in order."""
+        """The layers of the module docstring, in order. A step that has nothing to do for
+        a command is not entered: card-level handling only for GET RESPONSE, MANAGE
+        CHANNEL, chains and pending data; response chaining only for data beyond Ne."""
         if not self.powered:
             self.power_on()
         try:
             cmd = CommandAPDU.parse(raw)
             cla = ClassByte.decode(cmd.cla)
         except CardError as exc:
-            return ResponseAPDU(b"", exc.sw).encode()
+            return _status_bytes(exc.sw)
         channel = self.channels.get(cla.channel)
         if channel is None:
-            return ResponseAPDU(b"", SW.LOGICAL_CHANNEL_NOT_SUPPORTED).encode()
+            return _status_bytes(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         session = channel.sm if cla.secure_messaging else None
         try:
-            plain = self.unwrap_command(cmd, cla, channel)
-            outcome = self.card_level_command(plain, cla, channel)
-            if isinstance(outcome, CommandAPDU):
-                outcome = self.chain_response(self.dispatch(outcome, channel), outcome.ne, channel)
+            command = self.unwrap_command(cmd, cla, channel)
+            if command.ins in _CARD_LEVEL_INS or cla.chained or channel.pending or channel.chain is not None:
+                outcome = self.card_level_command(command, cla, channel)
+            else:
+                outcome = command
+            if isinstance(outcome, ResponseAPDU):
+                data, sw = outcome.data, outcome.sw
+            else:
+                data, sw = channel.app.process(outcome, channel), SW.NO_ERROR
+                ne = outcome.ne
+                if data and (ne is None or len(data) > ne or self.always_get_response):
+                    chained = self.chain_response(data, ne, channel)
+                    data, sw = chained.data, chained.sw
         except _SecureMessagingFailure as exc:
-            return ResponseAPDU(b"", exc.sw).encode()  # unprotected: the session has ended
+            return _status_bytes(exc.sw)  # unprotected: the session has ended
         except CardError as exc:
-            outcome = ResponseAPDU(exc.data, exc.sw)
+            data, sw = exc.data, exc.sw
         except Exception:
             log.exception("unexpected error handling %s; answering 6F00", _header(cmd))
             channel.end_secure_messaging()
-            return ResponseAPDU(b"", SW.NO_PRECISE_DIAGNOSIS).encode()
+            return _status_bytes(SW.NO_PRECISE_DIAGNOSIS)
         if session is not None:
-            outcome = self.wrap_response(outcome, session, channel)
-        return outcome.encode()
+            wrapped = self.wrap_response(ResponseAPDU(data, sw), session, channel)
+            data, sw = wrapped.data, wrapped.sw
+        return data + (_OK if sw == SW.NO_ERROR else sw.to_bytes(2, "big"))
 
     def unwrap_command(self, cmd: CommandAPDU, cla: ClassByte, channel: Channel) -> CommandAPDU:
         """The secure-messaging step: the plain command, class ``00`` for interindustry
@@ -396,10 +408,6 @@ class Card:
                 return ResponseAPDU(b"", SW.NO_ERROR)
             return whole
         return cmd
-
-    def dispatch(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """The application step: the response data of the application current on the channel."""
-        return channel.app.process(cmd, channel)
 
     def chain_response(self, data: bytes, ne: int | None, channel: Channel) -> ResponseAPDU:
         """Response chaining (ISO/IEC 7816-4:2020 §5.3.4): data beyond Ne (all of it in
@@ -495,6 +503,12 @@ class Card:
 
 
 _BYTES_REMAINING = 0x6100
+_OK = b"\x90\x00"
+_CARD_LEVEL_INS = frozenset((INS.GET_RESPONSE, INS.MANAGE_CHANNEL))
+
+
+def _status_bytes(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
 
 
 class _SecureMessagingFailure(CardError):

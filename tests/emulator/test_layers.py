@@ -1,7 +1,7 @@
 """Each step of Card.transmit on its own, then the secure-messaging path end to end.
 
 The steps (see eidemu.emulator.cardos.card): ClassByte.decode, Card.unwrap_command,
-Card.card_level_command, Card.dispatch, Card.chain_response, Card.wrap_response.
+Card.card_level_command, Application.process, Card.chain_response, Card.wrap_response.
 """
 
 from __future__ import annotations
@@ -167,17 +167,20 @@ def test_command_chain_is_collected_then_handed_on_whole(powered: Card) -> None:
     assert info.value.sw == 0x6883 and channel.chain is None
 
 
-# -- 4. dispatch ------------------------------------------------------------------------
+# -- 4. the application ------------------------------------------------------------------
 
 
-def test_dispatch_asks_the_application_current_on_the_channel(powered: Card) -> None:
+def test_the_application_answers_by_its_handlers_and_class_rule(powered: Card) -> None:
     app = Application(powered, powered.mf)
     app.handlers[0xCA] = lambda cmd, channel: bytes((channel.number, cmd.p2))
-    channel0(powered).app = app
-    assert powered.dispatch(CommandAPDU(0, 0xCA, 0, 0x42), channel0(powered)) == h("0042")
-    with pytest.raises(CardError) as info:
-        powered.dispatch(CommandAPDU(0, 0xCB, 0, 0), channel0(powered))
-    assert info.value.sw == 0x6D00
+    channel = channel0(powered)
+    assert app.process(CommandAPDU(0, 0xCA, 0, 0x42), channel) == h("0042")
+    for cmd, sw in [(CommandAPDU(0, 0xCB, 0, 0), 0x6D00), (CommandAPDU(0x80, 0xCA, 0, 0), 0x6E00)]:
+        with pytest.raises(CardError) as info:
+            app.process(cmd, channel)
+        assert info.value.sw == sw
+    channel.app = app
+    assert powered.transmit(h("00CA004200")) == h("0042 9000")  # the card asks the current application
 
 
 # -- 5. response chaining and SM out -----------------------------------------------------
