@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "eidemu.cli.pki",
     "eidemu.cli.conformance",
     "eidemu.cli.record",
+    "eidemu.cli.eid",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
