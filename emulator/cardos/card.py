@@ -167,6 +167,10 @@ class Application:
 
     type_name: ClassVar[str] = "base"
     options_type: ClassVar[type[Any]] = NoOptions
+    chained_by_protocol: ClassVar[frozenset[int]] = frozenset()
+    """Instructions whose command chains the application answers link by link (the four
+    GENERAL AUTHENTICATE steps of PACE, ICAO Doc 9303-11 §4.4.4.2): the OS does not
+    collect them; each link reaches :meth:`process` with the chaining bit kept (class ``10``)."""
 
     def __init__(self, card: Card, df: DF, aid: bytes = b"", options: Any = None) -> None:
         self.card = card
@@ -395,13 +399,16 @@ class Card:
         GET RESPONSE with data pending (or with class ``00``) and MANAGE CHANNEL with class
         ``00`` are answered here whatever the application's handlers say; any other command
         drops pending response data (§5.3.4). A link of a command chain is collected and
-        answered ``9000``; the last link hands the whole chain on (§5.3.3).
+        answered ``9000``; the last link hands the whole chain on (§5.3.3), except for the
+        instructions the application chains itself (``Application.chained_by_protocol``).
         """
         if cmd.ins == INS.GET_RESPONSE and (channel.pending or cmd.cla == 0):
             return self.get_response(cmd, channel)
         channel.pending = b""
         if cmd.ins == INS.MANAGE_CHANNEL and cmd.cla == 0:
             return ResponseAPDU(self.manage_channel(cmd, channel), SW.NO_ERROR)
+        if cla.chained and channel.chain is None and cmd.ins in channel.app.chained_by_protocol:
+            return cmd._replace(cla=cmd.cla | _CHAINING_BIT)
         if cla.chained or channel.chain is not None:
             whole = self.collect_chain(cmd, channel, more=cla.chained)
             if whole is None:
@@ -505,6 +512,7 @@ class Card:
 _BYTES_REMAINING = 0x6100
 _OK = b"\x90\x00"
 _CARD_LEVEL_INS = frozenset((INS.GET_RESPONSE, INS.MANAGE_CHANNEL))
+_CHAINING_BIT = 0x10  # class byte b5 (ISO/IEC 7816-4:2020 §5.4.1)
 
 
 def _status_bytes(sw: int) -> bytes:
