@@ -257,8 +257,8 @@ class InspectionSystem:
 
     def run_bac(self, key: AccessKey) -> None:
         """GET CHALLENGE, EXTERNAL AUTHENTICATE, 3DES secure messaging (9303-11 §4.3)."""
-        terminal = BacTerminal(key.bac_keys(), rng=self.rng)
         try:
+            terminal = BacTerminal(key.bac_keys(), rng=self.rng)
             challenge = self.channel.send(CommandAPDU(0x00, 0x84, 0x00, 0x00, b"", 8), "GET CHALLENGE").data
             data = terminal.external_authenticate_data(challenge)
             answer = self.channel.send(CommandAPDU(0x00, 0x82, 0x00, 0x00, data, 40), "EXTERNAL AUTHENTICATE").data
@@ -411,6 +411,8 @@ class InspectionSystem:
             public_key = lds.Dg15.parse(dg15).public_key()
         except lds.LdsError as exc:
             return Check.failed(name, str(exc))
+        if self.channel.session is None:
+            return Check.skipped(name, "secure messaging has ended (see chip-authentication)")
         challenge = self.rng(8)
         try:
             signature = self.channel.send(
