@@ -167,6 +167,23 @@ def test_command_chain_is_collected_then_handed_on_whole(powered: Card) -> None:
     assert info.value.sw == 0x6883 and channel.chain is None
 
 
+def test_a_chain_the_application_answers_link_by_link_is_not_collected(powered: Card) -> None:
+    """Application.chained_by_protocol (PACE's GENERAL AUTHENTICATE, ICAO 9303-11 §4.4.4.2):
+    each link goes on with the chaining bit kept in the class byte; other chains as before."""
+
+    class LinkByLink(Application):
+        chained_by_protocol = frozenset((0x86,))
+
+    channel = channel0(powered)
+    channel.app = LinkByLink(powered, powered.mf)
+    link = CommandAPDU(0x00, 0x86, 0x00, 0x00, h("7C00"), 256)
+    assert powered.card_level_command(link, ClassByte.decode(0x10), channel) == link._replace(cla=0x10)
+    assert channel.chain is None
+    assert powered.card_level_command(link, ClassByte.decode(0x00), channel) is link
+    other = CommandAPDU(0x00, 0x2A, 0x80, 0x86, h("0011"))
+    assert powered.card_level_command(other, ClassByte.decode(0x10), channel) == ResponseAPDU(b"", 0x9000)
+
+
 # -- 4. the application ------------------------------------------------------------------
 
 
