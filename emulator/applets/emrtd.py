@@ -526,7 +526,8 @@ def _load_key(path: Path, option: str) -> object:
 def _chip_authentication(option: ChipAuthenticationOption) -> tuple[CaChip, object]:
     key = _load_key(option.key, "chip_authentication.key")
     if (option.agreement is Agreement.ECDH) != isinstance(key, crypto_ec.EllipticCurvePrivateKey):
-        raise OptionError("chip_authentication.key", f"{option.agreement} needs an {option.agreement} private key")
+        kind = "an EC" if option.agreement is Agreement.ECDH else "a DH"
+        raise OptionError("chip_authentication.key", f"agreement {option.agreement} needs {kind} private key")
     if option.curve and isinstance(key, crypto_ec.EllipticCurvePrivateKey) and key.curve.name != option.curve:
         raise OptionError("chip_authentication.curve", f"the key is on {key.curve.name}")
     try:

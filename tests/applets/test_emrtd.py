@@ -512,3 +512,55 @@ def test_bad_options_are_one_line_profile_errors(tmp_path, replace: tuple[str, s
         load_profile(_write_variant(tmp_path, replace))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_chip_authentication_over_dh(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """CA v1 with a DH chip key on the RFC 5114 1024-bit group (9303-11 §6.2, §9.5.1 id 0): a
+    variant profile whose chip_authentication key is DH (and so without PACE-CAM)."""
+    from cryptography.hazmat.primitives.asymmetric import dh
+
+    from eidemu.emulator.icao.ca import CaChip
+    from eidemu.emulator.icao.dh import group
+    from eidemu.emulator.icao.oids import ID_CA_DH_AES_CBC_CMAC_128
+
+    g = group("modp1024_160")
+    key = dh.DHParameterNumbers(g.p, g.g, g.q).parameters().generate_private_key()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "dh.key.pem").write_bytes(pem)
+    text = (PROFILES / f"eid-{CHIP}.yaml").read_text("utf-8").replace("../pki/", str(PROFILES.parent / "pki") + "/")
+    text = text.replace("      - {mapping: ECDH-CAM, cipher: AES-128, parameter_id: 13}\n", "")
+    start = text.index("      chip_authentication:")
+    end = text.index("      active_authentication:")
+    block = f"      chip_authentication:\n        key: {tmp_path / 'dh.key.pem'}\n        agreement: DH\n"
+    text = text[:start] + block + text[end:]
+    path = tmp_path / "dh-variant.yaml"
+    path.write_text(text, "utf-8")
+    card = load_profile(path).build()
+    terminal = Terminal(card.transmit)
+    terminal.pace(ECDH_GM_AES128, 13, PacePassword.can(CAN))
+    chip_public = CaChip.from_private_key(ID_CA_DH_AES_CBC_CMAC_128, key).public_key()
+    ca = CaTerminal(ID_CA_DH_AES_CBC_CMAC_128, 0, chip_public)
+    assert terminal.send(CommandAPDU(0x00, 0x22, 0x41, 0xA4, ca.mse_set_at_data())).sw == 0x9000
+    response = terminal.send(CommandAPDU(0x00, 0x86, 0x00, 0x00, ca.general_authenticate_data().encode(), 256))
+    assert (response.data, response.sw) == (b"\x7c\x00", 0x9000)
+    terminal.start(ca.session_keys())
+    assert terminal.select_application() == 0x9000
+    assert terminal.read_file(0x0101) == DG1
+
+
+def test_chip_authentication_3des_after_bac(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The classic passport flow: BAC, then CA with MSE:Set KAT and id-CA-ECDH-3DES-CBC-CBC
+    (9303-11 §6.2.4.1), a variant profile whose chip_authentication cipher is 3DES."""
+    card = load_profile(
+        _write_variant(tmp_path, ("        cipher: AES-128\n        curve:", "        cipher: 3DES\n        curve:"))
+    ).build()
+    terminal = Terminal(card.transmit)
+    assert terminal.select_application() == 0x9000
+    terminal.bac(MRZ_INFORMATION)
+    ca = CaTerminal(ID_CA_ECDH_3DES_CBC_CBC, 13, chip_ca_public_key(CHIP))
+    assert terminal.send(CommandAPDU(0x00, 0x22, 0x41, 0xA6, ca.mse_set_kat_data())).sw == 0x9000
+    keys = ca.session_keys()
+    assert (keys.cipher.algorithm, keys.ssc) == ("3des", 0)
+    terminal.start(keys)
+    assert terminal.read_file(0x0101) == DG1
