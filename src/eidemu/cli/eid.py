@@ -12,9 +12,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from eidemu.conformance.eid import InspectionReport, TrustStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=lambda args: p.print_help() or 2)
 
 
-def _trust(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _trust(args: argparse.Namespace) -> TrustStore:
     from eidemu.conformance.eid import TrustStore
     from eidemu.fixtures import fixture_path
 
@@ -97,7 +100,7 @@ def run_read(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     return EXIT_OK if report.passed else EXIT_CARD_ERROR
 
 
-def print_report(report, out: IO[str], face_file: Path | None) -> None:  # type: ignore[no-untyped-def]
+def print_report(report: InspectionReport, out: IO[str], face_file: Path | None) -> None:
     """The holder's data, then one line per verification step."""
     print(f"card: {report.card}", file=out)
     print(f"access: {report.access}", file=out)
