@@ -5,8 +5,8 @@ and adds what an inspection system needs between its protocols and the wire: GET
 for ``61xx`` (ISO/IEC 7816-4:2020 §5.3.4), secure messaging with the terminal's side of
 the shared SM core (ICAO 9303-11 §9.8), and reading a whole elementary file by its short
 file identifier in chunks: READ BINARY ``B0`` up to offset 32 767, ``B1`` with the offset
-in DO ``54`` and the data in DO ``53`` beyond it (ISO/IEC 7816-4:2020 §11.3.3; 9303-10
-§3.6.3), extended length where the chip accepts it (§5.1).
+in DO ``54`` and the data in DO ``53`` beyond it (ISO/IEC 7816-4:2020 §11.2),
+extended length where the chip accepts it (§5.1).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class ChipChannel:
         :class:`ChipError` naming ``what`` unless the status word is in ``accept``.
 
         A secure-messaging failure (no DO 8E, a wrong MAC, a ``6987``/``6988`` answer) ends
-        the session on our side too, as the chip ends it (9303-11 §9.8.4).
+        the session on our side too, as the chip ends it (ICAO 9303-11 §9.8).
         """
         if self.session is None:
             response = self._wire(command.encode())
@@ -80,7 +80,7 @@ class ChipChannel:
                 self.session = None
                 raise ChipError(f"{what}: the chip ended secure messaging ({raw.sw:04X})", raw.sw)
             if not raw.data and raw.sw != SW.NO_ERROR:
-                # an error the chip could not protect (ISO/IEC 7816-4:2020 §10.2.3.2 allows it)
+                # an error status the chip sent without protection: passed on as it is
                 response = raw
             else:
                 try:
@@ -95,7 +95,7 @@ class ChipChannel:
     # --- files -------------------------------------------------------------------------
 
     def select_application(self, aid: bytes) -> None:
-        """SELECT by DF name, no response data (P2 0C; ISO/IEC 7816-4:2020 §11.2.2)."""
+        """SELECT by DF name, no response data (P2 0C; ISO/IEC 7816-4:2020 §11.1)."""
         self.send(CommandAPDU(0x00, 0xA4, 0x04, 0x0C, aid), f"SELECT {aid.hex().upper()}")
 
     def _read(self, sfi: int | None, offset: int, length: int, what: str) -> tuple[bytes, int]:
@@ -123,7 +123,7 @@ class ChipChannel:
     def read_file(self, sfi: int, what: str) -> bytes:
         """The whole content of the EF with short identifier ``sfi`` in the current DF.
 
-        The first READ BINARY selects it by SFI (ISO/IEC 7816-4:2020 §11.3.3, P1 bit 8);
+        The first READ BINARY selects it by SFI (ISO/IEC 7816-4:2020 §11.2, P1 bit 8);
         the BER-TLV length of its first object says how much follows (every LDS file is
         one TLV, 9303-10 §4.6). If the chip refuses extended length (``6700``), reading
         continues with short chunks.

@@ -1,4 +1,4 @@
-"""Passive authentication, decided by the terminal itself (ICAO 9303-11 §5.1, 9303-12 §4-§9).
+"""Passive authentication, decided by the terminal itself (ICAO 9303-11 §5.1; 9303-12).
 
 The checks are this module's own, made with ``cryptography`` and ``asn1crypto`` on the
 bytes the chip sent; nothing of the chip's or the PKI generator's code judges them:
@@ -10,13 +10,12 @@ bytes the chip sent; nothing of the chip's or the PKI generator's code judges th
 - each data group's hash recomputed over the whole file and compared with the
   LDSSecurityObject (9303-10 §4.6.2);
 - the Document Signer certificate issued by a CSCA of the trust store (signature and
-  issuer name; 9303-12 §5), the trust store coming from a master list whose own CMS
+  issuer name; 9303-11 §5.1), the trust store coming from a master list whose own CMS
   signature and signer are verified (9303-12 §9) or from CSCA certificate files;
 - validity of the DS and the CSCA at the time of the check (RFC 5280 §4.1.2.5);
-- the CSCA's CRL: signed by the CSCA, current, and not listing the DS (9303-12 §7.1.4,
-  RFC 5280 §6.3);
+- the CSCA's CRL: signed by the CSCA, current, and not listing the DS (RFC 5280 §6.3);
 - key usage: digitalSignature on the DS; keyCertSign, cRLSign and a CA basicConstraints
-  on the CSCA (9303-12 §7.1.1 certificate profile).
+  on the CSCA (the 9303-12 §7.1 certificate profile).
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ def verify_signed_data(der: bytes, expected_content_type: str, what: str) -> Sig
     """Decode and verify one CMS SignedData with its single signer; ValueError with a
     one-line reason at the first failing step.
 
-    The signer's certificate must be among the included certificates (9303-12 §4: the DS
+    The signer's certificate must be among the included certificates (9303-10 §4.6.2: the DS
     certificate travels in EF.SOD). The signature covers the signed attributes encoded as
     a DER SET OF (tag ``31``), not the ``[0]`` IMPLICIT form they are stored in
     (RFC 5652 §5.4).
@@ -330,7 +329,7 @@ def passive_authentication(
         else:
             checks.append(Check.failed(name, f"the {algorithm} of DG{number} differs from EF.SOD's"))
 
-    # chain to a CSCA (9303-12 §5)
+    # chain to a CSCA (9303-11 §5.1)
     issuers = [c for c in trust.cscas if issued_by(ds, c)]
     csca = issuers[0] if issuers else None
     if csca is None:
@@ -402,7 +401,7 @@ def _revocation(
 
 
 def _key_usages(ds: x509.Certificate, csca: x509.Certificate | None) -> Check:
-    """DS: digitalSignature; CSCA: keyCertSign, cRLSign, basicConstraints CA (9303-12 §7.1.1)."""
+    """DS: digitalSignature; CSCA: keyCertSign, cRLSign, basicConstraints CA (9303-12 §7.1)."""
     name = "pa.key-usage"
     usage = _key_usage(ds)
     if usage is None or not usage.digital_signature:

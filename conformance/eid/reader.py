@@ -1,4 +1,4 @@
-"""The inspection procedure (ICAO 9303-11 §4-§6; 9303-10 §3.6) over any card connection.
+"""The inspection procedure (ICAO 9303-11 §4.2-§6; 9303-10 §4.6) over any card connection.
 
 :class:`InspectionSystem` runs, in order:
 
@@ -100,8 +100,7 @@ class AccessKey:
             return cls(document_number=parts[0], date_of_birth=parts[1], date_of_expiry=parts[2])
         if len(text) < 16:
             raise ValueError("MRZ information is the document number, birth and expiry dates with check digits")
-        number, number_check = text[:-14], text[-15]
-        number = text[:-15]
+        number, number_check = text[:-15], text[-15]
         birth, birth_check, expiry, expiry_check = text[-14:-8], text[-8], text[-7:-1], text[-1]
         for value, digit, what in (
             (number.ljust(9, "<"), number_check, "document number"),
@@ -277,7 +276,11 @@ class InspectionSystem:
         checks: list[Check] = []
         files: dict[str, bytes] = {}
         description = getattr(self.connection, "description", "card")
-        card_access = None if self.bac else self.read_card_access()
+        try:
+            card_access = None if self.bac else self.read_card_access()
+        except ChipError as exc:
+            checks.append(Check.failed("access", str(exc)))
+            return InspectionReport(description, "none", files, None, None, tuple(checks))
         choice: PaceChoice | None = None
         if card_access is not None:
             files["EF.CardAccess"] = card_access

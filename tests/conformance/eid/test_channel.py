@@ -96,3 +96,20 @@ def test_an_error_status_names_the_command():
     with pytest.raises(ChipError, match=r"^DG3: the chip answered 6982$") as info:
         ChipChannel(Refusing(b"")).read_file(0x03, "DG3")
     assert info.value.sw == 0x6982
+
+
+def test_a_card_that_refuses_everything_fails_access_with_the_status_word():
+    from eidemu.conformance.eid import AccessKey, InspectionSystem
+    from eidemu.conformance.eid.report import Verdict
+
+    class Refusing(FileCard):
+        def transmit(self, raw: bytes) -> bytes:
+            self.sent.append(raw)
+            return b"\x6d\x00"
+
+    card = Refusing(b"")
+    report = InspectionSystem(card).inspect(AccessKey(can="123456"))
+    assert [(c.name, c.verdict, c.reason) for c in report.checks] == [
+        ("access", Verdict.FAILED, "EF.CardAccess: the chip answered 6D00")
+    ]
+    assert card.sent == [bytes.fromhex("00B09C00001000")]
