@@ -11,8 +11,9 @@ Floor, measured in the same run, round by round in alternating order:
 - the same number of round trips through pcscd + vpcd to an echo card in the other slot,
   carrying the same bytes: each command as the flow sent it on the wire (secure messaging
   included) with Le set to the length of the flow's answer, and the echo card
-  (emulator/transport/echo.py) answering that many bytes, so both directions carry what
-  the flow's exchanges carried;
+  (emulator/transport/echo.py's EchoCard, here answering Ne zero bytes and 9000 instead of
+  9000 alone) answering that many bytes, so both directions carry what the flow's
+  exchanges carried;
 - the same cryptography done directly: the PACE computations of both sides (chip and
   terminal roles of the codec against each other, through the 7C encodings), secure
   messaging wrap and unwrap of the flow's APDUs on both sides, and the same passive
