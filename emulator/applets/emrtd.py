@@ -253,7 +253,11 @@ class EmrtdOptions:
             if len(self.mrz_information) < 16:
                 raise OptionError("mrz_information", "too short for number, dates and check digits")
             number, birth, expiry = _mrz_fields(self.mrz_information)
-            if mrz_information(number, birth, expiry) != self.mrz_information:
+            try:
+                expected = mrz_information(number, birth, expiry)
+            except ValueError as exc:
+                raise OptionError("mrz_information", str(exc)) from None
+            if expected != self.mrz_information:
                 raise OptionError("mrz_information", "a check digit is wrong (ICAO 9303-3 §4.9)")
         if self.bac and not self.mrz_information:
             raise OptionError("bac", "BAC needs mrz_information")
@@ -435,7 +439,8 @@ class EmrtdApplication(IsoApplication):
             raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "password reference not supported")
         sk_ic = None
         if option.mapping is PaceMapping.ECDH_CAM:
-            assert self._ca is not None
+            if self._ca is None:
+                raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "PACE-CAM needs a chip key")
             sk_ic = self._ca.private_key
         return PaceChip(
             option.protocol_oid, option.domain_id, password, chip_authentication_key=sk_ic, rng=self.card.random
