@@ -564,3 +564,28 @@ def test_chip_authentication_3des_after_bac(tmp_path) -> None:  # type: ignore[n
     assert (keys.cipher.algorithm, keys.ssc) == ("3des", 0)
     terminal.start(keys)
     assert terminal.read_file(0x0101) == DG1
+
+
+@pytest.mark.parametrize("chip", [CHIP, "g2-valid-1-aa-ecdsa", "g3-valid-1"])
+def test_profile_options_match_what_the_chip_announces(chip: str) -> None:
+    """The applet's parameter sets are the PACEInfos of EF.CardAccess (9303-11 §9.2.1), its
+    CA protocol the ChipAuthenticationInfo of DG14, its ECDSA AA hash the
+    ActiveAuthenticationInfo of DG14 (§9.2.4)."""
+    from eidemu.emulator.icao import asn1
+    from eidemu.emulator.icao.lds import SecurityInfoSet
+
+    app = app_of(build(chip))
+    card_access = SecurityInfoSet.parse(chip_file(chip, "EF.CardAccess.bin"))
+    announced = [(i["protocol"].dotted, i["parameter_id"].native) for i in card_access.of_type(asn1.PACEInfo)]
+    assert sorted(announced) == sorted((o.protocol_oid, o.domain_id) for o in app.options.pace)  # a DER SET
+    dg14 = SecurityInfoSet.parse(chip_file(chip, "DG14.bin"), 0x6E)
+    [ca_info] = dg14.of_type(asn1.ChipAuthenticationInfo)
+    assert app.options.chip_authentication is not None
+    assert ca_info["protocol"].dotted == app.options.chip_authentication.protocol_oid
+    aa_infos = dg14.of_type(asn1.ActiveAuthenticationInfo)
+    assert app.options.active_authentication is not None
+    if app.options.active_authentication.signature.is_rsa:
+        assert aa_infos == []
+    else:
+        assert [i["signature_algorithm"].dotted for i in aa_infos] == [ECDSA_PLAIN_SHA256]
+        assert app.options.active_authentication.signature.value == "ecdsa-plain-sha256"
