@@ -401,6 +401,9 @@ class EmrtdApplication(IsoApplication):
     # -- MSE (9303-11 §4.4.4.1, §6.2.4) ---------------------------------------------------------
 
     def manage_security_environment(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        """MSE:Set AT for PACE (``C1 A4``, 9303-11 §4.4.4.1) starts a PACE run; MSE:Set AT for
+        Chip Authentication (``41 A4``, §6.2.4.2) prepares GENERAL AUTHENTICATE; MSE:Set KAT
+        (``41 A6``, §6.2.4.1) runs Chip Authentication at once. Other P1-P2: ``6A86``."""
         state = self.state(channel)
         if cmd.p1p2 == MSE_SET_AT_PACE:
             state.pace = None
@@ -460,6 +463,10 @@ class EmrtdApplication(IsoApplication):
     # -- GENERAL AUTHENTICATE (9303-11 §4.4.4.2, §6.2.4.2) --------------------------------------
 
     def general_authenticate(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        """GENERAL AUTHENTICATE (ISO/IEC 7816-4:2020 §11.5.4): the next PACE step after
+        MSE:Set AT for PACE (9303-11 §4.4.4.2; the chaining bit of steps 1-3 is accepted
+        but not required), or Chip Authentication ``7C {80 PK_IFD}`` -> ``7C 00`` after MSE:Set
+        AT for CA (§6.2.4.2). A failed step ends the run; without a run: ``6985``."""
         if cmd.p1p2:
             raise CardError(SW.INCORRECT_P1_P2)
         state = self.state(channel)
