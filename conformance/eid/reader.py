@@ -33,6 +33,9 @@ from eidemu.emulator.icao import aa, lds
 from eidemu.emulator.icao import asn1 as icao_asn1
 from eidemu.emulator.icao.bac import BacKeys, BacTerminal
 from eidemu.emulator.icao.ca import CaTerminal
+from eidemu.emulator.icao.dh import GROUPS as DH_GROUPS
+from eidemu.emulator.icao.dh import DHGroup
+from eidemu.emulator.icao.ec import Curve
 from eidemu.emulator.icao.ec import curve as ec_curve
 from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError, SequenceError
 from eidemu.emulator.icao.kdf import PacePassword, check_digit
@@ -362,7 +365,7 @@ class InspectionSystem:
 
     def chip_authentication(self, dg14: bytes | None) -> Check:
         """Chip Authentication v1 with DG14's key (9303-11 §6.2): MSE:Set AT + GENERAL
-        AUTHENTICATE (AES) or MSE:Set KAT (3DES), then secure messaging with the new keys,
+        AUTHENTICATE (AES) or MSE:Set KAT (3DES), over ECDH or DH; then secure messaging with the new keys,
         proved by a READ BINARY the chip must answer under them."""
         name = "chip-authentication"
         if dg14 is None:
@@ -376,13 +379,24 @@ class InspectionSystem:
             ca_info = ca_infos[0]
             key_id = ca_info["key_id"].native
             key_info = next((k for k in key_infos if k["key_id"].native == key_id), key_infos[0])
-            spki = key_info["chip_authentication_public_key"].dump()
-            public_key = serialization.load_der_public_key(spki)
-            if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                return Check.skipped(name, "DH chip authentication keys are not supported by this reader")
-            curve = ec_curve(public_key.curve.name)
-            point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-            terminal = CaTerminal(ca_info["protocol"].dotted, curve, point, rng=self.rng)
+            spki = key_info["chip_authentication_public_key"]
+            domain: Curve | DHGroup
+            if spki["algorithm"]["algorithm"].native == "dh":
+                # dhpublicnumber (X9.42) on a standardized group; y as FE2OS of the modulus size
+                p = spki["algorithm"]["parameters"]["p"].native
+                group = next((g for g in DH_GROUPS.values() if g.p == p), None)
+                if group is None:
+                    return Check.failed(name, "DG14: the DH key is not on a standardized group (9303-11 §9.5.1)")
+                domain, public = group, group.encode(spki["public_key"].parsed.native)
+            else:
+                public_key = serialization.load_der_public_key(spki.dump())
+                if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                    return Check.failed(name, "DG14: the chip authentication key is neither EC nor DH")
+                domain = ec_curve(public_key.curve.name)
+                public = public_key.public_bytes(
+                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                )
+            terminal = CaTerminal(ca_info["protocol"].dotted, domain, public, rng=self.rng)
         except (lds.LdsError, ValueError, KeyError) as exc:
             return Check.failed(name, f"DG14: {exc}")
         try:

@@ -226,3 +226,58 @@ def test_inspection_system_counts_its_apdus():
     assert report.passed
     # CardAccess, MSE, 4 x GA, CardSecurity, SELECT, COM, 6 DGs, SOD, INTERNAL AUTHENTICATE
     assert system.channel.exchanges == 18
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_chip_authentication_over_dh(variant, tmp_path):
+    """A chip whose DG14 holds a DH key on the RFC 5114 1024-bit group (ID 0), its EF.SOD
+    re-signed by the TEST Document Signer: PACE-GM, then CA over DH passes, and so does PA."""
+    from asn1crypto import keys
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dh
+
+    from eidemu.emulator.icao import asn1 as icao_asn1
+    from eidemu.emulator.icao import lds
+    from eidemu.emulator.icao.dh import group
+
+    g = group("modp1024_160")
+    key = dh.DHParameterNumbers(g.p, g.g, g.q).parameters().generate_private_key()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    spki = keys.PublicKeyInfo.load(
+        key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    old = lds.SecurityInfoSet.parse((CHIP / "DG14.bin").read_bytes(), 0x6E)
+    kept = [
+        i
+        for i in old.infos
+        if type(i) not in (icao_asn1.ChipAuthenticationInfo, icao_asn1.ChipAuthenticationPublicKeyInfo)
+    ]
+    dh_infos = [
+        lds.chip_authentication_info("DH", "AES-128"),
+        icao_asn1.ChipAuthenticationPublicKeyInfo(
+            {"protocol": icao_asn1.ID_PK_DH, "chip_authentication_public_key": spki}
+        ),
+    ]
+    dg14 = lds.SecurityInfoSet(tuple(kept + dh_infos), 0x6E).encode()
+    groups = {n: (CHIP / f"DG{n}.bin").read_bytes() for n in (1, 2, 11, 12, 15)} | {14: dg14}
+    csca = CHIPS.parent / "csca"
+    signer = x509.load_pem_x509_certificate((csca / "ds-valid.cert.pem").read_bytes())
+    signer_key = serialization.load_pem_private_key((csca / "ds-valid.key.pem").read_bytes(), None)
+    sod = lds.Sod.sign(groups, signer, signer_key).encode()  # type: ignore[arg-type]
+    for name, content in (("dh.key.pem", pem), ("DG14.bin", dg14), ("EF.SOD.bin", sod)):
+        (tmp_path / name).write_bytes(content)
+    uri = variant({"DG14.bin": tmp_path / "DG14.bin", "EF.SOD.bin": tmp_path / "EF.SOD.bin"})
+    profile = uri.removeprefix("emulator:")
+    text = open(profile, encoding="utf-8").read()
+    start, end = text.index("      chip_authentication:"), text.index("      active_authentication:")
+    text = (
+        text[:start]
+        + f"      chip_authentication:\n        key: {tmp_path / 'dh.key.pem'}\n        agreement: DH\n"
+        + text[end:]
+    )
+    text = text.replace("      - {mapping: ECDH-CAM, cipher: AES-128, parameter_id: 13}\n", "")
+    open(profile, "w", encoding="utf-8").write(text)
+    report = inspect(uri, pace=oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128, parameter_id=13)
+    assert failed_names(report.checks) == []
+    assert report.check("chip-authentication").reason == "CA DH AES-128, secure messaging restarted"
