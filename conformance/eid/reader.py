@@ -287,7 +287,11 @@ class InspectionSystem:
         choice: PaceChoice | None = None
         if card_access is not None:
             files["EF.CardAccess"] = card_access
-            choices = pace_choices(card_access)
+            try:
+                choices = pace_choices(card_access)
+            except lds.LdsError as exc:
+                checks.append(Check.failed("access", f"EF.CardAccess: {exc}"))
+                return InspectionReport(description, "none", files, None, None, tuple(checks))
             if self.pace is not None:
                 forced = [
                     c for c in choices if c.protocol.oid == self.pace and self.parameter_id in (None, c.parameter_id)

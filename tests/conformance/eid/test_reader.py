@@ -281,3 +281,17 @@ def test_chip_authentication_over_dh(variant, tmp_path):
     report = inspect(uri, pace=oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128, parameter_id=13)
     assert failed_names(report.checks) == []
     assert report.check("chip-authentication").reason == "CA DH AES-128, secure messaging restarted"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x31\x03\x30\x01", "EF.CardAccess: end of file at 4 bytes, the TLV announces 5"),
+        (b"\x31\x03\x30\x01\x05", "EF.CardAccess: SecurityInfos: "),
+    ],
+)
+def test_a_malformed_card_access_fails_access(variant, tmp_path, content, reason):
+    (tmp_path / "EF.CardAccess.bin").write_bytes(content)
+    report = inspect(variant({"EF.CardAccess.bin": tmp_path / "EF.CardAccess.bin"}))
+    assert failed_names(report.checks) == ["access"]
+    assert report.checks[0].reason.startswith(reason)
