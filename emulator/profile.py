@@ -7,9 +7,13 @@ The schema is documented in ``docs/profile-format.md``. Every problem is reporte
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 import json
 import os
+import types
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -18,9 +22,9 @@ from typing import Any, TypeVar
 
 from eidemu.fixtures import fixture_path
 
-from .cardos.card import Application, Card, SymmetricKey
+from .cardos.card import Application, Card, OptionError, SymmetricKey
 from .cardos.fs import DF, File, RecordEF, TransparentEF
-from .cardos.security import NEVER, AccessCondition, Pin
+from .cardos.security import NEVER, AccessCondition, AccessOperation, Pin
 from .formats import documents
 from .formats.files import (
     CONTENT_LIMIT,
@@ -31,6 +35,7 @@ from .formats.files import (
     read_text_bounded,
 )
 from .iso7816.apdu import parse_hex
+from .iso7816.crypto import BlockAlgorithm
 
 PROFILE_VERSION = 1
 PROFILE_DIR = fixture_path("profiles")
@@ -53,6 +58,11 @@ class Node:
 
     def fail(self, message: str) -> ProfileError:
         return ProfileError(f"{self.source}: {self.where or 'top level'}: {message}")
+
+    def fail_at(self, path: str, message: str) -> ProfileError:
+        """An error at ``path`` below this node (``keys[1].usage``)."""
+        where = f"{self.where}.{path}" if self.where and not path.startswith("[") else f"{self.where}{path}"
+        return ProfileError(f"{self.source}: {where}: {message}")
 
     def child(self, key: str | int) -> Node:
         where = f"{self.where}[{key}]" if isinstance(key, int) else (f"{self.where}.{key}" if self.where else key)
@@ -421,15 +431,15 @@ def _data_objects(node: Node | None) -> dict[int, bytes]:
     return objects
 
 
-def _access(node: Node | None) -> dict[str, AccessCondition]:
+def _access(node: Node | None) -> dict[AccessOperation, AccessCondition]:
     if node is None:
         return {}
-    spec = node.mapping({"read", "update"})
+    spec = node.mapping({op.value for op in AccessOperation})
     rules = {}
     for op in spec:
         text = node.child(op).as_str()
         try:
-            rules[op] = AccessCondition.parse(text)
+            rules[AccessOperation(op)] = AccessCondition.parse(text)
         except ValueError as exc:
             raise node.child(op).fail(str(exc)) from None
     return rules
@@ -483,13 +493,13 @@ def _keys(root: Node) -> dict[int, SymmetricKey]:
         return keys
     for node in root.child("keys").items():
         node.mapping({"ref", "algorithm", "value", "name"}, {"ref", "algorithm", "value"})
-        algorithm = node.child("algorithm").as_str().lower()
+        try:
+            algorithm = BlockAlgorithm(node.child("algorithm").as_str().lower())
+        except ValueError:
+            raise node.child("algorithm").fail("must be 3des or aes") from None
         value = node.child("value").as_hex()
-        sizes = {"3des": (16, 24), "aes": (16, 24, 32)}
-        if algorithm not in sizes:
-            raise node.child("algorithm").fail("must be 3des or aes")
-        if len(value) not in sizes[algorithm]:
-            raise node.child("value").fail(f"a {algorithm} key is {' or '.join(map(str, sizes[algorithm]))} bytes")
+        if len(value) not in algorithm.key_sizes:
+            raise node.child("value").fail(f"a {algorithm} key is {' or '.join(map(str, algorithm.key_sizes))} bytes")
         ref = node.child("ref").as_ref()
         if ref in keys:
             raise node.child("ref").fail(f"duplicate key reference {ref:02X}")
@@ -497,41 +507,38 @@ def _keys(root: Node) -> dict[int, SymmetricKey]:
     return keys
 
 
-def _options(node: Node) -> dict[str, Any]:
-    """An application's ``options``: a mapping (or nothing)."""
-    options = node.get("options")
-    if options is None or options.value is None:
-        return {}
-    if not isinstance(options.value, dict):
-        raise options.fail(f"expected a mapping, found {type(options.value).__name__}")
-    return dict(options.value)
-
-
 def _applications(root: Node, card: Card) -> None:
     from .applets import APPLICATION_TYPES
 
-    def make(node: Node, kind: str, df: DF, aid: bytes, options: dict[str, Any]) -> Application:
+    def make(node: Node, kind: str, df: DF, aid: bytes) -> Application:
         cls = APPLICATION_TYPES.get(kind)
         if cls is None:
             raise node.fail(f"unknown application type {kind!r} (known: {', '.join(sorted(APPLICATION_TYPES))})")
+        options_node = node.get("options") or Node({}, f"{node.where}.options", node.source, node.base_dir)
+        options = _options(options_node, cls.options_type)
         try:
-            return cls(card, df, aid, options, base_dir=root.base_dir)
-        except (ValueError, KeyError, TypeError, OSError) as exc:  # options of the wrong shape
+            return cls(card, df, aid, options)
+        except OptionError as exc:
+            raise options_node.fail_at(exc.path, exc.message) from None
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # a key file that does not load, ...
+            if isinstance(exc, ProfileError):
+                raise
             raise node.fail(f"{kind}: {exc}") from None
 
     default = root.get("default_application")
     if default is None:
-        card.set_default_application(make(root, "iso", card.mf, b"", {}))
+        implicit = Node({}, "default_application", root.source, root.base_dir)
+        card.set_default_application(make(implicit, "iso", card.mf, b""))
     else:
         default.mapping({"type", "options"}, {"type"})
-        card.set_default_application(make(default, default.child("type").as_str(), card.mf, b"", _options(default)))
+        card.set_default_application(make(default, default.child("type").as_str(), card.mf, b""))
     if root.get("applications") is None:
         return
     for node in root.child("applications").items():
         spec = node.mapping({"aid", "type", "df", "options"}, {"aid", "type"})
         aid = node.child("aid").as_hex()
         if not 5 <= len(aid) <= 16:
-            raise node.child("aid").fail("an AID is 5..16 bytes (ISO 7816-4 §12.2.3)")
+            raise node.child("aid").fail("an AID is 5..16 bytes (ISO/IEC 7816-4:2020 §12.2.3)")
         df = card.mf
         if "df" in spec:
             try:
@@ -541,10 +548,11 @@ def _applications(root: Node, card: Card) -> None:
             if not isinstance(found, DF):
                 raise node.child("df").fail("not a DF")
             df = found
-        app = make(node, node.child("type").as_str(), df, aid, _options(node))
         try:
-            card.add_application(app)
+            card.add_application(make(node, node.child("type").as_str(), df, aid))
         except ValueError as exc:
+            if isinstance(exc, ProfileError):
+                raise
             raise node.fail(str(exc)) from None
 
 
@@ -619,3 +627,61 @@ def check_profile(profile: Profile) -> list[str]:
     for key, value in (profile.document.get("data_objects") or {}).items():
         content_file(f"data_objects.{key}", value)
     return problems
+
+
+def _options(node: Node, options_type: type[Any]) -> Any:
+    """An application's options: the mapping checked against the fields of its options
+    dataclass (``Application.options_type``) and converted field by field, by type."""
+    if node.value is None:
+        node = Node({}, node.where, node.source, node.base_dir)
+    fields = {f.name: f for f in dataclasses.fields(options_type)}
+    if not isinstance(node.value, dict):
+        raise node.fail(f"expected a mapping, found {type(node.value).__name__}")
+    unknown = sorted(set(map(str, node.value)) - set(fields))
+    if unknown:
+        allowed = ", ".join(fields) or "none"
+        raise node.fail(f"unknown option {unknown[0]!r} (allowed: {allowed})")
+    hints = typing.get_type_hints(options_type)
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in node.value:
+            values[name] = _option_value(node.child(name), hints[name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise node.fail(f"missing required option {name!r}")
+    try:
+        return options_type(**values)
+    except OptionError as exc:
+        raise node.fail_at(exc.path, exc.message) from None
+
+
+def _option_value(node: Node, kind: Any) -> Any:
+    """One option value converted to the field's type: hex for bytes, a one-byte reference
+    (hex or integer) for int, a path relative to the profile for Path, an enum by its
+    value, a list of mappings for a tuple of dataclasses."""
+    origin = typing.get_origin(kind)
+    if origin is types.UnionType or origin is typing.Union:
+        choices = [k for k in typing.get_args(kind) if k is not type(None)]
+        return None if node.value is None else _option_value(node, choices[0])
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        return tuple(_option_value(child, item) for child in node.items())
+    if dataclasses.is_dataclass(kind):
+        return _options(node, kind)  # type: ignore[arg-type]
+    if kind is bool:
+        if not isinstance(node.value, bool):
+            raise node.fail("expected true or false")
+        return node.value
+    if kind is bytes:
+        return node.as_hex()
+    if kind is int:
+        return node.as_ref()
+    if kind is str:
+        return node.as_str()
+    if kind is Path:
+        return node.base_dir / node.as_str()
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        try:
+            return kind(node.as_str())
+        except ValueError:
+            raise node.fail(f"must be one of {', '.join(str(m.value) for m in kind)}") from None
+    raise TypeError(f"option type {kind!r} has no profile spelling")

@@ -1,7 +1,7 @@
 """The citizen digital certificate card (自然人憑證, MOICA), generation-1 command interface.
 
 Behaviour follows the public description of the generation-1 command interface;
-where that reference is silent the card behaves as an ISO/IEC 7816-4 card would, and
+where that reference is silent the card behaves as an ISO/IEC 7816-4:2020 card would, and
 ``docs/moica-card.md`` lists every such choice. The pieces a generation-2 application (a
 GlobalPlatform applet behind SCP03) would share are kept apart from the generation-1
 command set: :class:`CardKey` (an on-card RSA key pair), :func:`rsa_private_operation`,
@@ -27,20 +27,20 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum, unique
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from ..cardos.card import Card, Channel, FastHandler, Handler
+from ..cardos.card import ApplicationState, Card, Channel, Handler, OptionError
 from ..cardos.commands import READ, IsoApplication
 from ..cardos.fs import DF, File, RecordEF
 from ..cardos.security import Pin
 from ..formats.files import CONTENT_LIMIT, read_bounded
 from ..iso7816.apdu import CommandAPDU
-from ..iso7816.crypto import BlockCipher
+from ..iso7816.crypto import BlockAlgorithm, cbc_decrypt, cbc_encrypt
 from ..iso7816.sw import INS, SW, CardError, verify_failed
 from ..iso7816.tlv import TLVError, iter_tlv
 
@@ -65,11 +65,25 @@ CLA_INTERINDUSTRY = 0x00
 INS_PRIVATE_OPERATION = 0xEA
 INS_FETCH_RESULT = 0xC1
 
-# ISO/IEC 7816-8 §5.2 (PSO): P1-P2 of COMPUTE DIGITAL SIGNATURE and DECIPHER.
+# ISO/IEC 7816-8:2019, PERFORM SECURITY OPERATION: P1-P2 of COMPUTE DIGITAL SIGNATURE and DECIPHER.
 PSO_CDS = 0x9E9A
 PSO_DECIPHER = 0x8086
-# ISO/IEC 7816-4 §7.5.11 (MSE): control reference templates.
-CRT_AT, CRT_CT, CRT_DST = 0xA4, 0xB8, 0xB6
+
+
+@unique
+class ControlReferenceTemplate(IntEnum):
+    """The templates MANAGE SECURITY ENVIRONMENT SET names in P2 (ISO/IEC 7816-4:2020 §11.5)."""
+
+    AUTHENTICATION = 0xA4  # AT
+    CONFIDENTIALITY = 0xB8  # CT
+    DIGITAL_SIGNATURE = 0xB6  # DST
+
+
+class KeyUsage(StrEnum):
+    """What an on-card key pair is for, by the name profiles give it."""
+
+    SIGN = "sign"
+    DECRYPT = "decrypt"
 
 
 # -- the protected-PIN cryptogram ----------------------------------------------------------
@@ -114,45 +128,39 @@ class TransportCipher:
     RESET RETRY COUNTER the new PIN alone, the same way.
     """
 
-    key: bytes
-    cipher: BlockCipher = field(init=False, compare=False)
+    key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
         if len(self.key) != 16:
             raise ValueError("the transport key is a 2-key 3DES key of 16 bytes")
-        object.__setattr__(self, "cipher", BlockCipher("3des", self.key))
 
     def __repr__(self) -> str:  # keys never appear in logs
         return "TransportCipher(key=<redacted>)"
 
     def mac(self, iv: bytes, data: bytes) -> bytes:
-        """CBC-MAC: last block of 3DES-CBC(K, IV, PKCS7(data))."""
-        return self.cipher.cbc_encrypt(iv, pkcs7_pad(data))[-8:]
+        """The scheme's CBC-MAC, computed as the scheme defines it: the last block of
+        3DES-CBC(K, IV, PKCS7(data)), chained from the IV."""
+        return cbc_encrypt(BlockAlgorithm.TDES, self.key, iv, pkcs7_pad(data))[-8:]
 
     def protect(self, iv: bytes, plain: bytes) -> bytes:
         """The cryptogram C of ``plain`` (the host side of the exchange)."""
         if len(iv) != 8:
             raise ValueError("the IV is 8 bytes")
-        return self.cipher.cbc_encrypt(iv, pkcs7_pad(plain + self.mac(iv, plain)))
+        return cbc_encrypt(BlockAlgorithm.TDES, self.key, iv, pkcs7_pad(plain + self.mac(iv, plain)))
 
     def unprotect(self, iv: bytes, cryptogram: bytes, plain_length: int) -> bytes:
         """The protected ``plain_length`` bytes, or CardError 6988 if the cryptogram is not one.
 
-        Padding and MAC are checked together and fail the same way, so the card offers no
-        padding oracle; the MAC comparison is constant-time.
+        Decipher, remove the padding, recompute the MAC over the plain bytes from the IV
+        (:meth:`mac`) and compare. Padding and MAC are checked together and fail the same
+        way, so the card offers no padding oracle; the MAC comparison is constant-time.
         """
-        if len(cryptogram) % 8 or not cryptogram:
+        if len(cryptogram) % 8 or not cryptogram or len(iv) != 8:
             raise CardError(SW.WRONG_LENGTH, "cryptogram is not a whole number of 3DES blocks")
-        body = pkcs7_unpad(self.cipher.cbc_decrypt(iv, cryptogram))
+        body = pkcs7_unpad(cbc_decrypt(BlockAlgorithm.TDES, self.key, iv, cryptogram))
         ok = body is not None and len(body) == plain_length + 8
         plain = body[:plain_length] if ok and body is not None else bytes(plain_length)
-        # The MAC's CBC chain over the whole blocks of ``plain`` is the cryptogram's own: the
-        # deciphered text starts with ``plain``, and CBC gives C_i = E(X_i xor C_i-1) for any
-        # received C. So the MAC continues from the last of those cryptogram blocks: one
-        # encryption fewer than MAC-ing from the IV, and the same value.
-        full = plain_length // 8
-        chain = cryptogram[8 * full - 8 : 8 * full] if 0 < 8 * full <= len(cryptogram) else iv
-        expected = self.cipher.cbc_encrypt(chain, pkcs7_pad(plain)[8 * full :])[-8:]
+        expected = self.mac(iv, plain)
         received = body[plain_length:] if ok and body is not None else bytes(8)
         if not (hmac.compare_digest(expected, received) and ok):
             raise CardError(SW.INCORRECT_SM_DATA_OBJECTS, "PIN cryptogram does not verify")
@@ -172,18 +180,18 @@ class CardKey:
 
     ref: int
     key_id: str
-    usage: str  # "sign" or "decrypt"
+    usage: KeyUsage
     private_key: rsa.RSAPrivateKey = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"CardKey(ref={self.ref:#04x}, id={self.key_id!r}, usage={self.usage!r})"
+        return f"CardKey(ref={self.ref:#04x}, id={self.key_id!r}, usage={self.usage.value!r}, private_key=<redacted>)"
 
     @property
     def public_numbers(self) -> rsa.RSAPublicNumbers:
         return self.private_key.public_key().public_numbers()
 
     @classmethod
-    def from_pem(cls, ref: int, key_id: str, usage: str, path: Path) -> CardKey:
+    def from_pem(cls, ref: int, key_id: str, usage: KeyUsage, path: Path) -> CardKey:
         stat = path.stat()
         key = _load_private_key(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if not isinstance(key, rsa.RSAPrivateKey):
@@ -305,75 +313,95 @@ def modulus_from_records(record_2: bytes, record_3: bytes) -> int:
 # -- the application -------------------------------------------------------------------
 
 
-def _hex_option(value: Any, what: str) -> bytes:
-    text = str(value).replace(" ", "").replace(":", "")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{what}: not a hex string") from None
+@dataclass(frozen=True)
+class KeyOption:
+    """One on-card key pair of the ``keys`` option."""
+
+    ref: int
+    """The key reference commands name in P2 (one byte)."""
+    id: str
+    """The PKCS#15/PKCS#11 identifier, ``SIGN`` or ``KEYX``."""
+    usage: KeyUsage
+    private_key: Path
+    """A PEM file; profiles give it relative to the profile file."""
 
 
-def _ref_option(value: Any, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raw = _hex_option(value, what)
-    if len(raw) != 1:
-        raise ValueError(f"{what}: a key reference is one byte")
-    return raw[0]
+@dataclass(frozen=True)
+class MoicaOptions:
+    """The options of :class:`MoicaGen1Application` (profile ``default_application.options``).
+
+    ``transport_key``: the 2-key 3DES key protecting PIN blocks, 16 bytes (default: the
+    TEST key ``DEFAULT_TRANSPORT_KEY``, ASCII ``MOICA-TEST-ONLY!``). ``pin``: the PIN
+    reference the protected PIN commands name in P2. ``public_key_ef``: the record EF
+    holding the public-key records. ``keys``: the on-card key pairs; their public halves
+    must match the records of ``public_key_ef`` (checked when the card is built, so a stale
+    profile is refused).
+    """
+
+    transport_key: bytes = DEFAULT_TRANSPORT_KEY
+    pin: int = 0x01
+    public_key_ef: str = "3F00/5030/0810"
+    keys: tuple[KeyOption, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.transport_key) != 16:
+            raise OptionError("transport_key", "the transport key is a 2-key 3DES key of 16 bytes")
+
+
+@dataclass(frozen=True)
+class SecurityEnvironment:
+    """What MANAGE SECURITY ENVIRONMENT SET chose for PERFORM SECURITY OPERATION
+    (ISO/IEC 7816-4:2020 §11.5): the template and the key reference."""
+
+    template: ControlReferenceTemplate
+    key_ref: int
+
+
+@dataclass(frozen=True)
+class PendingRsaOperation:
+    """The first half of a two-command private-key operation (``80 EA 82``)."""
+
+    key_ref: int
+    first_half: bytes
+
+
+@dataclass
+class MoicaChannelState(ApplicationState):
+    """The application's volatile state on one logical channel."""
+
+    security_environment: SecurityEnvironment | None = None
+    pending_operation: PendingRsaOperation | None = None
+    result: bytes | None = None
+    """The last private-operation result, for ``80 C1``."""
 
 
 class MoicaGen1Application(IsoApplication):
     """The generation-1 card (HiCOS), as the card-level default application.
 
-    Options (profile ``default_application.options``):
-
-    ``transport_key``
-        hex, 16 bytes: the 2-key 3DES key protecting PIN blocks (default: the TEST key
-        ``DEFAULT_TRANSPORT_KEY``, ASCII ``MOICA-TEST-ONLY!``).
-    ``pin``
-        hex, the PIN reference used by the protected PIN commands' P2 (default ``01``).
-    ``public_key_ef``
-        path of the record EF holding the public-key records (default ``3F00/5030/0810``).
-    ``keys``
-        list of ``{ref, id, usage, private_key}``: the on-card key pairs; ``private_key``
-        is a PEM file relative to the profile. Their public halves must match the records
-        of ``public_key_ef`` (checked at load time, so a stale profile is refused).
+    Its profile options are :class:`MoicaOptions`.
     """
 
     type_name = "moica-gen1"
+    options_type = MoicaOptions
+    options: MoicaOptions
 
-    def __init__(
-        self,
-        card: Card,
-        df: DF,
-        aid: bytes = b"",
-        options: dict[str, Any] | None = None,
-        base_dir: Path | None = None,
-    ):
-        super().__init__(card, df, aid, options, base_dir)
+    def __init__(self, card: Card, df: DF, aid: bytes = b"", options: MoicaOptions | None = None) -> None:
+        super().__init__(card, df, aid, options)
         opts = self.options
-        unknown = set(opts) - {"transport_key", "pin", "public_key_ef", "keys"}
-        if unknown:
-            raise ValueError(f"unknown option {sorted(unknown)[0]!r}")
-        self.transport = TransportCipher(
-            _hex_option(opts["transport_key"], "transport_key") if "transport_key" in opts else DEFAULT_TRANSPORT_KEY
-        )
-        self.pin_ref = _ref_option(opts.get("pin", 1), "pin")
+        self.transport = TransportCipher(opts.transport_key)
+        self.pin_ref = opts.pin
         if self.pin_ref not in card.pins:
-            raise ValueError(f"PIN {self.pin_ref:02X} is not defined in the profile")
+            raise OptionError("pin", f"PIN {self.pin_ref:02X} is not defined in the profile")
         self.keys: dict[int, CardKey] = {}
-        for i, spec in enumerate(opts.get("keys") or []):
-            if not isinstance(spec, dict) or not {"ref", "id", "usage", "private_key"} <= set(spec):
-                raise ValueError(f"keys[{i}] needs ref, id, usage and private_key")
-            ref = _ref_option(spec["ref"], f"keys[{i}].ref")
-            usage = str(spec["usage"])
-            if usage not in ("sign", "decrypt"):
-                raise ValueError(f"keys[{i}].usage must be sign or decrypt")
-            path = (base_dir or Path.cwd()) / str(spec["private_key"])
-            if ref in self.keys:
-                raise ValueError(f"keys[{i}]: duplicate key reference {ref:02X}")
-            self.keys[ref] = CardKey.from_pem(ref, str(spec["id"]), usage, path)
-        self.public_key_ef = self._public_key_ef(str(opts.get("public_key_ef", "3F00/5030/0810")))
+        for i, spec in enumerate(opts.keys):
+            if spec.ref in self.keys:
+                raise OptionError(f"keys[{i}].ref", f"duplicate key reference {spec.ref:02X}")
+            try:
+                self.keys[spec.ref] = CardKey.from_pem(spec.ref, spec.id, spec.usage, spec.private_key)
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise OptionError(f"keys[{i}].private_key", f"cannot load {spec.private_key.name}: {reason}") from None
+        self.public_key_ef = self._public_key_ef(opts.public_key_ef)
         self._check_public_records()
 
         # Handlers by class byte; ``self.handlers`` (from IsoApplication) is replaced by the
@@ -406,10 +434,10 @@ class MoicaGen1Application(IsoApplication):
             f = self.card.mf.find_path(path)
         except (KeyError, ValueError):
             if self.keys:
-                raise ValueError(f"public_key_ef {path} is not in the file tree") from None
+                raise OptionError("public_key_ef", f"{path} is not in the file tree") from None
             return None
         if not isinstance(f, RecordEF):
-            raise ValueError(f"public_key_ef {path} is not a record EF")
+            raise OptionError("public_key_ef", f"{path} is not a record EF")
         return f
 
     def _check_public_records(self) -> None:
@@ -417,29 +445,23 @@ class MoicaGen1Application(IsoApplication):
         if self.public_key_ef is None:
             return
         records = self.public_key_ef.records
-        for ref, key in self.keys.items():
+        for i, (ref, key) in enumerate(self.keys.items()):
             pub = key.public_numbers
             expected = public_key_records(ref, pub.e, pub.n)
             for number, data in expected.items():
                 if number in (ref + 1,):
                     continue
                 if number > len(records) or records[number - 1] != data:
-                    raise ValueError(
+                    raise OptionError(
+                        f"keys[{i}]",
                         f"record {number} of {self.public_key_ef.path} does not match key {ref:02X} "
-                        "(stale profile? regenerate it with python3 -m eidemu.emulator.pki.moica_profiles)"
+                        "(stale profile? regenerate it with python3 -m eidemu.emulator.pki.moica_profiles)",
                     )
 
     # -- dispatch by class byte --------------------------------------------------------------
 
     def accepts_class(self, cla: int) -> bool:
         return cla in (CLA_PROPRIETARY, CLA_PROTECTED, CLA_INTERINDUSTRY)
-
-    def handler_tables(self) -> dict[int, dict[int, Handler]]:
-        return {
-            CLA_PROPRIETARY: self.handlers,
-            CLA_PROTECTED: self.protected_handlers,
-            CLA_INTERINDUSTRY: self.interindustry_handlers,
-        }
 
     def process(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         if cmd.cla == CLA_PROPRIETARY:
@@ -463,9 +485,6 @@ class MoicaGen1Application(IsoApplication):
         """SELECT answers a plain 9000 without FCI, whatever P2 asks (reference: clients
         treat 61xx after SELECT as failure)."""
         return b""
-
-    def selects_silently(self, p2: int) -> bool:
-        return True
 
     def read_public_key_record(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``80 B2 <rec> 00 81``: the record number then the record's 128 bytes (reference,
@@ -501,7 +520,7 @@ class MoicaGen1Application(IsoApplication):
 
     def _verify_preamble(self, cmd: CommandAPDU, channel: Channel) -> tuple[Pin, bytes | None]:
         """Shared by both VERIFY forms: P1, the PIN reference, the status query without
-        data (ISO 7816-4 §11.5.6), and a blocked PIN (6983) before anything is counted."""
+        data (ISO/IEC 7816-4:2020 §11.5), and a blocked PIN (6983) before anything is counted."""
         if cmd.p1 != 0x00:
             raise CardError(SW.INCORRECT_P1_P2)
         pin = self._user_pin(cmd.p2)
@@ -514,8 +533,8 @@ class MoicaGen1Application(IsoApplication):
     def protected_verify(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``8C 20 00 01 20 <IV> <24 bytes>``: VERIFY with the transport-protected PIN block.
 
-        No data: the PIN status (9000 when verified, else 63Cx/6983), as ISO 7816-4
-        §11.5.6. A cryptogram that does not verify answers 6988 and costs no try (it says
+        No data: the PIN status (9000 when verified, else 63Cx/6983), as ISO/IEC 7816-4:2020
+        §11.5. A cryptogram that does not verify answers 6988 and costs no try (it says
         nothing about the PIN); a wrong PIN costs one: 63C2, 63C1, then 6983.
         """
         pin, status = self._verify_preamble(cmd, channel)
@@ -613,7 +632,7 @@ class MoicaGen1Application(IsoApplication):
         The result waits for ``80 C1``; if the second command carries Le, its first Le
         bytes come back at once. Only after a successful VERIFY (else 6982).
         """
-        state = channel.app_state
+        state = self.channel_state(channel)
         if cmd.p1 not in (0x82, 0x02):
             raise CardError(SW.INCORRECT_P1_P2, "P1 82 (first half) or 02 (last half)")
         if len(cmd.data) != HALF:
@@ -621,19 +640,18 @@ class MoicaGen1Application(IsoApplication):
         self._require_pin(channel)
         key = self._key(cmd.p2)
         if cmd.p1 == 0x82:
-            state.pop("moica_result", None)
-            state["moica_first_half"] = (key.ref, cmd.data)
+            state.result = None
+            state.pending_operation = PendingRsaOperation(key.ref, cmd.data)
             return b""
-        first = state.pop("moica_first_half", None)
-        if first is None or first[0] != key.ref:
+        pending, state.pending_operation = state.pending_operation, None
+        if pending is None or pending.key_ref != key.ref:
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "send the first half (P1 82) with this key first")
-        result = rsa_private_operation(key.private_key, first[1] + cmd.data, self.card.random)
-        state["moica_result"] = result
-        return result[: cmd.ne] if cmd.ne else b""
+        state.result = rsa_private_operation(key.private_key, pending.first_half + cmd.data, self.card.random)
+        return state.result[: cmd.ne] if cmd.ne else b""
 
     def fetch_result(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``80 C1 <off hi> <off lo> <len>``: bytes of the last private-operation result."""
-        result: bytes | None = channel.app_state.get("moica_result")
+        result = self.channel_state(channel).result
         if result is None:
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "no result to fetch")
         if cmd.ne is None or cmd.data:
@@ -646,57 +664,7 @@ class MoicaGen1Application(IsoApplication):
             raise CardError(SW.END_OF_FILE_REACHED, data=chunk)
         return chunk
 
-    def protected_verify_fast(self, raw: bytes, channel: Channel) -> bytes | None:
-        """``8C 20 00 <pin> 20 <IV> <24 bytes>`` for a PIN block of 10 bytes, from the raw
-        bytes (the card's fast path; see :meth:`protected_verify`). ``None``, with nothing
-        changed or counted, for anything else (a cryptogram that does not verify included)."""
-        if len(raw) != 37 or raw[2] or raw[3] != self.pin_ref or raw[4] != 32:
-            return None
-        pin = self.card.pins.get(self.pin_ref)
-        if pin is None or pin.blocked or (pin.pad_to or 10) != 10:
-            return None
-        try:
-            block = self.transport.unprotect(raw[5:13], raw[13:], 10)
-        except CardError:
-            return None
-        try:
-            self.verify_pin(pin, block, channel)
-        except CardError as exc:  # a wrong PIN: 63Cx or 6983, the try already counted
-            return exc.data + int(exc.sw).to_bytes(2, "big")
-        return b"\x90\x00"
-
-    def first_half_fast(self, raw: bytes, channel: Channel) -> bytes | None:
-        """``80 EA 82`` with a known key after VERIFY, from the raw bytes (the card's fast
-        path; see :meth:`private_operation`). ``None`` for anything else."""
-        if len(raw) != 5 + HALF or raw[2] != 0x82 or raw[4] != HALF:
-            return None
-        key = self.keys.get(raw[3])
-        if key is None or self.pin_ref not in channel.security.verified_pins:
-            return None
-        state = channel.app_state
-        state.pop("moica_result", None)
-        state["moica_first_half"] = (key.ref, bytes(raw[5:]))
-        return b"\x90\x00"
-
-    def fetch_result_fast(self, raw: bytes, channel: Channel) -> bytes | None:
-        """``80 C1`` within the result, from the raw 5 bytes (the card's fast path; see
-        :meth:`fetch_result`). ``None`` for anything else."""
-        result: bytes | None = channel.app_state.get("moica_result")
-        offset = (raw[2] << 8) | raw[3]
-        if len(raw) != 5 or result is None or offset >= len(result):
-            return None
-        ne = raw[4] or 256
-        chunk = result[offset : offset + ne]
-        return chunk + (b"\x62\x82" if len(chunk) < ne and ne != 256 else b"\x90\x00")
-
-    def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
-        fast = super().fast_handlers()
-        fast[INS_PRIVATE_OPERATION] = (MoicaGen1Application.private_operation, self.first_half_fast)
-        fast[INS_FETCH_RESULT] = (MoicaGen1Application.fetch_result, self.fetch_result_fast)
-        fast[INS.VERIFY] = (MoicaGen1Application.protected_verify, self.protected_verify_fast)
-        return fast
-
-    # -- the ISO second path (ISO/IEC 7816-8 §5, ISO/IEC 7816-4 §7.5.11) -----------------
+    # -- the ISO second path (ISO/IEC 7816-8:2019, ISO/IEC 7816-4:2020 §11.5) -----------
 
     def manage_security_environment(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         """``00 22 41 B6|B8|A4 <Lc> 84 01 <ref> [80 01 <alg>]``: choose the key for PSO.
@@ -704,7 +672,11 @@ class MoicaGen1Application(IsoApplication):
         ``84`` names the key reference, ``80`` the algorithm (ignored: the card computes
         raw RSA or PKCS#1 v1.5 as the PSO input shows).
         """
-        if cmd.p1 != 0x41 or cmd.p2 not in (CRT_AT, CRT_CT, CRT_DST):
+        try:
+            template = ControlReferenceTemplate(cmd.p2)
+        except ValueError:
+            template = None
+        if cmd.p1 != 0x41 or template is None:
             raise CardError(SW.INCORRECT_P1_P2, "MSE SET 41 with template A4, B6 or B8")
         try:
             objects = {tlv.tag: tlv.value for tlv in iter_tlv(cmd.data)}
@@ -714,7 +686,7 @@ class MoicaGen1Application(IsoApplication):
         if ref is None or len(ref) != 1:
             raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "key reference DO 84 missing")
         key = self._key(ref[0])
-        channel.app_state["moica_se"] = key.ref
+        self.channel_state(channel).security_environment = SecurityEnvironment(template, key.ref)
         return b""
 
     def perform_security_operation(self, cmd: CommandAPDU, channel: Channel) -> bytes:
@@ -729,10 +701,10 @@ class MoicaGen1Application(IsoApplication):
         if cmd.p1p2 not in (PSO_CDS, PSO_DECIPHER):
             raise CardError(SW.INCORRECT_P1_P2, "PSO 9E9A (sign) or 8086 (decipher)")
         self._require_pin(channel)
-        ref = channel.app_state.get("moica_se")
-        if ref is None:
+        environment = self.channel_state(channel).security_environment
+        if environment is None:
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "MANAGE SECURITY ENVIRONMENT first")
-        key = self._key(ref)
+        key = self._key(environment.key_ref)
         data = cmd.data
         if cmd.p1p2 == PSO_CDS:
             if len(data) != RSA_BLOCK:
@@ -746,9 +718,15 @@ class MoicaGen1Application(IsoApplication):
             data = data[1:]
         return rsa_private_operation(key.private_key, data, self.card.random)
 
-    # -- power -------------------------------------------------------------------------------
+    # -- per-channel state -------------------------------------------------------------------
 
     def on_select(self, channel: Channel) -> None:
-        channel.app_state.pop("moica_first_half", None)
-        channel.app_state.pop("moica_result", None)
-        channel.app_state.pop("moica_se", None)
+        channel.app_state = MoicaChannelState()
+
+    @staticmethod
+    def channel_state(channel: Channel) -> MoicaChannelState:
+        """This application's state on ``channel`` (fresh if the channel holds none yet)."""
+        state = channel.app_state
+        if not isinstance(state, MoicaChannelState):
+            state = channel.app_state = MoicaChannelState()
+        return state

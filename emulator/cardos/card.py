@@ -1,17 +1,46 @@
-"""The card operating system: the layers an APDU passes through.
+"""The card operating system: the layers an APDU passes through, PersoSim-style.
 
-1. **Transmission** (this module): APDU parsing (6700 on malformed input), class byte
-   decoding (ISO/IEC 7816-4 §5.4.1), logical channels and MANAGE CHANNEL (§5.4.1, §11.1.2),
-   command chaining (CLA b5, §5.4.1), response chaining with ``61xx`` and GET RESPONSE
-   (§5.1.3, §11.1.3 ... ISO 7816-3 §12.2.3 for T=0).
-2. **Secure messaging** (:mod:`eidemu.emulator.iso7816.sm`): a per-channel session object unwraps
-   protected commands and wraps responses, so applications only ever see plain commands.
-3. **Applications**: the one current on the channel handles the command. Applications are
-   registered by AID; the default application answers when no AID was selected.
-4. **File system and security objects** shared by all applications.
+:meth:`Card.transmit` takes the raw command APDU through named steps, each a method that
+can be called and tested on its own:
+
+1. **Parse** (:meth:`CommandAPDU.parse <eidemu.emulator.iso7816.apdu.CommandAPDU.parse>`):
+   ``6700`` for bytes that are no command APDU (ISO/IEC 7816-4:2020 §5.2).
+2. **Class byte** (:meth:`ClassByte.decode <eidemu.emulator.iso7816.apdu.ClassByte.decode>`):
+   logical channel, secure-messaging indication and command-chaining bit (§5.4.1); the
+   channel must be open (``6881``), ``FF`` is no class (``6E00``).
+3. **Secure messaging** (:meth:`Card.unwrap_command`): a protected command is checked and
+   deciphered by the channel's session (§10; ICAO Doc 9303-11 §9.8); any secure-messaging
+   error ends the session and is answered unprotected (9303-11 §9.8.4); a plain command
+   ends the session. Applications only ever see plain commands with the interindustry
+   class normalised to ``00``.
+4. **Card-level commands** (:meth:`Card.card_level_command`): GET RESPONSE (§5.3.4,
+   §11.6), MANAGE CHANNEL (§5.4.2, §11.1) and command chaining (§5.3.3) are the OS's; a
+   whole command goes on.
+5. **Application** (:meth:`Application.process`): the application current on the
+   channel answers. Applications are registered by AID; the default application answers
+   where no AID was selected.
+6. **Response** (:meth:`Card.chain_response` then :meth:`Card.wrap_response`): long data
+   is held back behind ``61xx`` (§5.3.4), and the answer to a protected command is
+   protected by the session that unwrapped it.
 
 The OS never lets an exception escape: a handler raises :class:`CardError` to answer a
-status word, and anything else is logged and answered ``6F00``.
+status word; anything else is logged and answered ``6F00`` (and ends secure messaging,
+whose counters can no longer be trusted).
+
+Secure messaging from a protocol
+--------------------------------
+A protocol that establishes session keys (BAC or PACE, ICAO Doc 9303-11 §4.3, §4.4; a
+secure channel of a later card) finishes with one call inside its command handler::
+
+    channel.start_secure_messaging(CardSession(SessionKeys(BlockAlgorithm.AES, k_enc, k_mac, ssc)))
+
+(:class:`~eidemu.emulator.iso7816.sm.CardSession`, or any object with the
+:class:`SecureMessagingSession` methods). The session protects the channel from the next
+command on; the command that installs it is answered as it came (a plain MUTUAL
+AUTHENTICATE gets a plain answer; a protected command that replaces the keys gets an answer
+under the old ones, as 9303-11 §6.2 asks of Chip Authentication).
+:meth:`Channel.end_secure_messaging` drops it. The session ends by itself on a plain
+command, an SM error, an unexpected error, on selecting another application and at reset.
 """
 
 from __future__ import annotations
@@ -21,10 +50,10 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ..iso7816.apdu import CommandAPDU
+from ..iso7816.apdu import ClassByte, CommandAPDU, ResponseAPDU
+from ..iso7816.crypto import BlockAlgorithm
 from ..iso7816.sw import INS, SW, CardError
 from .fs import DF, EF, File
 from .security import Pin, SecurityState
@@ -34,37 +63,54 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eidemu.card")
 
-OK = b"\x90\x00"
-_GET_RESPONSE = int(INS.GET_RESPONSE)
-_MANAGE_CHANNEL = int(INS.MANAGE_CHANNEL)
-_new_tuple = tuple.__new__
-_NO_TABLES: dict[int, Any] = {}
-_CARD_LEVEL_INS = frozenset((_GET_RESPONSE, _MANAGE_CHANNEL))  # the OS answers these, not applications
-
 
 class SecureMessagingSession(Protocol):
-    """What the transmission layer needs from a secure-messaging session (§10)."""
+    """What the secure-messaging step needs from a session (ISO/IEC 7816-4:2020 §10):
+    :class:`eidemu.emulator.iso7816.sm.CardSession` is one."""
 
-    def unwrap(self, cmd: CommandAPDU) -> CommandAPDU: ...
+    def unwrap(self, cmd: CommandAPDU) -> CommandAPDU:
+        """The plain command inside a protected one; CardError (69xx) if it is not one."""
+        ...
 
-    def wrap(self, data: bytes, sw: int) -> tuple[bytes, int]: ...
+    def wrap(self, data: bytes, sw: int) -> tuple[bytes, int]:
+        """The protected response data and the status word to send with it."""
+        ...
 
 
-@dataclass
+@dataclass(repr=False)
 class SymmetricKey:
     """A secret key object for EXTERNAL AUTHENTICATE or secure channels. Test keys only."""
 
     ref: int
-    algorithm: str  # "3des" or "aes"
+    algorithm: BlockAlgorithm
     value: bytes = field(repr=False)
 
     def __repr__(self) -> str:  # keys never appear in logs
-        return f"SymmetricKey(ref={self.ref:#04x}, algorithm={self.algorithm!r})"
+        return f"SymmetricKey(ref={self.ref:#04x}, algorithm={self.algorithm.value!r}, value=<redacted>)"
 
 
-@dataclass(eq=False, slots=True)
+class ApplicationState:
+    """Base of the typed state an application keeps per logical channel (for example a
+    security environment set by MSE); applications subclass it."""
+
+
+@dataclass
+class CommandChain:
+    """The command chain being received on a channel (ISO/IEC 7816-4:2020 §5.3.3): the
+    header every link must repeat and the data so far."""
+
+    ins: int
+    p1: int
+    p2: int
+    data: bytearray = field(default_factory=bytearray)
+
+    def continues_with(self, cmd: CommandAPDU) -> bool:
+        return (cmd.ins, cmd.p1, cmd.p2) == (self.ins, self.p1, self.p2)
+
+
+@dataclass(eq=False)
 class Channel:
-    """A logical channel's volatile context (ISO 7816-4 §5.4.1)."""
+    """A logical channel's volatile context (ISO/IEC 7816-4:2020 §5.4.2)."""
 
     number: int
     app: Application
@@ -73,19 +119,37 @@ class Channel:
     security: SecurityState = field(default_factory=SecurityState)
     sm: SecureMessagingSession | None = None
     pending: bytes = b""
-    chain_header: tuple[int, int, int] | None = None
-    chain_data: bytearray = field(default_factory=bytearray)
-    app_state: dict[str, Any] = field(default_factory=dict)
+    """Response data held back behind 61xx for GET RESPONSE (§5.3.4)."""
+    chain: CommandChain | None = None
+    app_state: ApplicationState | None = None
+    """The current application's own state on this channel (see :class:`ApplicationState`)."""
 
-    @property
-    def current_file(self) -> File:
-        return self.current_ef or self.current_df
+    def start_secure_messaging(self, session: SecureMessagingSession) -> None:
+        """Protect this channel with ``session`` from the next command on (see the module
+        docstring): the one call a key-establishing protocol makes."""
+        self.sm = session
+
+    def end_secure_messaging(self) -> None:
+        """Drop the channel's secure-messaging session, if any."""
+        self.sm = None
 
 
 Handler = Callable[[CommandAPDU, Channel], bytes]
-FastHandler = Callable[[bytes, Channel], "bytes | None"]
-"""A raw-bytes variant of a handler for its commonest case: the whole response APDU, or
-``None`` (having changed nothing) to let the normal path answer."""
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an application that takes none."""
+
+
+class OptionError(ValueError):
+    """An application option that does not fit; ``path`` names it inside the options
+    (``transport_key``, ``keys[1].usage``) so the profile loader can say where."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
 
 
 class Application:
@@ -95,30 +159,32 @@ class Application:
     ``process`` receives commands with the interindustry class normalised to ``00``
     (channel, chaining and secure-messaging bits already consumed by the lower layers);
     proprietary class bytes (b8 = 1) arrive unchanged.
+
+    ``options_type`` is the frozen dataclass of the application's profile options; the
+    profile loader validates a profile's ``options`` against its fields and passes an
+    instance to the constructor.
     """
 
-    type_name = "base"
+    type_name: ClassVar[str] = "base"
+    options_type: ClassVar[type[Any]] = NoOptions
+    chained_by_protocol: ClassVar[frozenset[int]] = frozenset()
+    """Instructions whose command chains the application answers link by link (the four
+    GENERAL AUTHENTICATE steps of PACE, ICAO Doc 9303-11 §4.4.4.2): the OS does not
+    collect them; each link reaches :meth:`process` with the chaining bit kept (class ``10``)."""
 
-    def __init__(
-        self,
-        card: Card,
-        df: DF,
-        aid: bytes = b"",
-        options: dict[str, Any] | None = None,
-        base_dir: Path | None = None,
-    ):
+    def __init__(self, card: Card, df: DF, aid: bytes = b"", options: Any = None) -> None:
         self.card = card
-        self.base_dir = base_dir
         self.df = df
         self.aid = aid
-        self.options = dict(options or {})
+        self.options: Any = options if options is not None else self.options_type()
         self.handlers: dict[int, Handler] = {}
 
     def accepts_class(self, cla: int) -> bool:
-        """Interindustry class only, by default (ISO 7816-4 §5.4.1)."""
+        """Interindustry class only, by default (ISO/IEC 7816-4:2020 §5.4.1)."""
         return cla == 0
 
     def process(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        """The response data for ``cmd``; raises CardError for any other status word."""
         if not self.accepts_class(cmd.cla):
             raise CardError(SW.CLA_NOT_SUPPORTED)
         handler = self.handlers.get(cmd.ins)
@@ -126,26 +192,9 @@ class Application:
             raise CardError(SW.INS_NOT_SUPPORTED)
         return handler(cmd, channel)
 
-    def handler_tables(self) -> dict[int, dict[int, Handler]]:
-        """The handler table (by INS) for each class byte this application takes: the card's
-        dispatch path, built at power-on. The tables are the live dictionaries, so handlers
-        added later are seen; a command they do not name goes through :meth:`process`, which
-        answers the error. An application that overrides ``process`` overrides this too, or
-        gets no tables and keeps full control."""
-        if type(self).process is not Application.process:
-            return {}
-        return {cla: self.handlers for cla in range(0x100) if self.accepts_class(cla)}
-
-    def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
-        """Raw-byte stand-ins for handlers, by INS: ``(the handler function it stands in
-        for, fast handler)``. The card uses one only for a command of at most 261 bytes on
-        the basic channel without secure messaging, chaining or pending response data,
-        and only while the dispatch table still holds that function bound to this
-        application; the fast handler must answer exactly as the handler would."""
-        return {}
-
     def on_select(self, channel: Channel) -> None:
-        """Called when the application becomes current on a channel."""
+        """Called when the application becomes current on a channel: fresh channel state."""
+        channel.app_state = None
 
     def reset(self) -> None:
         """Called on power-off and reset: drop any volatile state kept on the object."""
@@ -185,13 +234,10 @@ class Card:
         self.default_app: Application = Application(self, mf)
         self.channels: dict[int, Channel] = {}
         self.dirty_files: set[str] = set()
-        self._tracer: Callable[[bytes, bytes, float], None] | None = None
+        self.tracer: Callable[[bytes, bytes, float], None] | None = None
+        """Called with (command, response, start time) after each APDU; ``None`` for none."""
         self.random: Callable[[int], bytes] = os.urandom
         self.powered = False
-        self._tables: dict[Application, dict[int, dict[int, Handler]]] = {}
-        self._fast: dict[Application, dict[int, tuple[dict[int, Handler], Handler, FastHandler]]] = {}
-        self.fast_path = True
-        """Use applications' fast handlers (from the next power-on); off only to compare."""
 
     # -- configuration ---------------------------------------------------------------
 
@@ -213,18 +259,14 @@ class Card:
 
     def power_on(self) -> bytes:
         """Cold start: fresh channel 0 on the default application; returns the ATR."""
-        self.channels = {0: self._new_channel(0)}
-        apps = (self.default_app, *self.applications.values())
-        for app in apps:
+        for app in (self.default_app, *self.applications.values()):
             app.reset()
-        self._tables = {app: app.handler_tables() for app in apps}
-        self._fast = {app: self._fast_table(app) for app in apps} if self.fast_path else {}
+        self.channels = {0: self._new_channel(0)}
         self.powered = True
         return self.atr
 
     def power_off(self) -> None:
         self.channels = {}
-        self._fast = {}
         for app in (self.default_app, *self.applications.values()):
             app.reset()
         self.powered = False
@@ -233,17 +275,6 @@ class Card:
         """Warm reset: volatile state cleared exactly as after a power cycle."""
         self.power_off()
         return self.power_on()
-
-    def _fast_table(self, app: Application) -> dict[int, tuple[dict[int, Handler], Handler, FastHandler]]:
-        """``CLA << 8 | INS`` -> (live table, handler, fast handler) for the fast handlers
-        whose handler is in the application's table now (see Application.fast_handlers)."""
-        fast: dict[int, tuple[dict[int, Handler], Handler, FastHandler]] = {}
-        for cla, table in self._tables[app].items():
-            for ins, (function, stand_in) in app.fast_handlers().items():
-                handler = table.get(ins)
-                if getattr(handler, "__func__", None) is function and getattr(handler, "__self__", None) is app:
-                    fast[cla << 8 | ins] = (table, handler, stand_in)  # type: ignore[assignment]
-        return fast
 
     def _new_channel(self, number: int) -> Channel:
         channel = Channel(number, self.default_app, self.mf)
@@ -288,150 +319,128 @@ class Card:
             f.restore(saved)
             self.dirty_files.add(path)
 
-    # -- transmission -----------------------------------------------------------------
-
-    @property
-    def tracer(self) -> Callable[[bytes, bytes, float], None] | None:
-        """Called with (command, response, start time) after each APDU; ``None`` for none."""
-        return self._tracer
-
-    @tracer.setter
-    def tracer(self, tracer: Callable[[bytes, bytes, float], None] | None) -> None:
-        self._tracer = tracer
-        if tracer is None:
-            self.__dict__.pop("transmit", None)
-        else:
-            self.transmit = self._traced_transmit  # type: ignore[method-assign]
-
-    def _traced_transmit(self, raw: bytes) -> bytes:
-        start = time.time()
-        response = Card.transmit(self, raw)
-        if self._tracer is not None:
-            self._tracer(raw, response, start)
-        return response
+    # -- transmission: the layers -----------------------------------------------------
 
     def transmit(self, raw: bytes) -> bytes:
         """Process one command APDU and return the response APDU. Never raises."""
-        # The per-APDU hot path: plain ints and tuple indexing rather than enum members
-        # and NamedTuple._replace, which cost microseconds each on every command.
-        if self._fast and 4 < len(raw) <= 261:
-            # A fast handler (Application.fast_handlers): the commonest commands without a
-            # CommandAPDU or a frame per layer. Basic channel, no SM or chaining bits.
-            cla = raw[0]
-            if cla == 0 or 0x80 <= cla < 0xFF:
-                channel = self.channels.get(0)
-                if (
-                    channel is not None
-                    and channel.sm is None
-                    and not channel.pending
-                    and channel.chain_header is None
-                    and not self.always_get_response
-                ):
-                    entry = self._fast.get(channel.app, _NO_TABLES).get(cla << 8 | raw[1])
-                    if entry is not None and entry[0].get(raw[1]) is entry[1]:
-                        try:
-                            response = entry[2](raw, channel)
-                        except Exception:
-                            log.exception("unexpected error handling %s; answering 6F00", raw[:4].hex(" ").upper())
-                            return b"\x6f\x00"
-                        if response is not None:
-                            return response
+        if self.tracer is None:
+            return self.process_apdu(raw)
+        start = time.time()
+        response = self.process_apdu(raw)
+        self.tracer(raw, response, start)
+        return response
+
+    def process_apdu(self, raw: bytes) -> bytes:
+        """The layers of the module docstring, in order. A step that has nothing to do for
+        a command is not entered: card-level handling only for GET RESPONSE, MANAGE
+        CHANNEL, chains and pending data; response chaining only for data beyond Ne."""
         if not self.powered:
             self.power_on()
         try:
             cmd = CommandAPDU.parse(raw)
+            cla = ClassByte.decode(cmd.cla)
         except CardError as exc:
-            return exc.sw.to_bytes(2, "big")
-        cla = cmd[0]
-        if cla < 0x80:
-            if cla < 0x40:  # first interindustry class: b2-b1 channel, b4-b3 SM
-                number = cla & 0x03
-                sm_bits = cla & 0x0C
-            else:  # further interindustry class: b4-b1 channel 4..19, b6 SM
-                number = 4 + (cla & 0x0F)
-                sm_bits = cla & 0x20
-            chained = cla & 0x10
-            if cla and not sm_bits:
-                cmd = _new_tuple(CommandAPDU, (0, *cmd[1:]))
-        elif cla == 0xFF:
-            return b"\x6e\x00"  # ISO 7816-3 reserves FF for PPS
-        else:
-            number = sm_bits = chained = 0
-        channel = self.channels.get(number)
+            return _status_bytes(exc.sw)
+        channel = self.channels.get(cla.channel)
         if channel is None:
-            return b"\x68\x81"
-        session = channel.sm
+            return _status_bytes(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+        session = channel.sm if cla.secure_messaging else None
         try:
-            if sm_bits:
-                if session is None:
-                    raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED, "no secure messaging session")
-                try:
-                    # The session sees the class byte as sent: the checksum covers it.
-                    cmd = session.unwrap(cmd)._replace(cla=0)
-                except CardError:
-                    channel.sm = None  # ICAO 9303-11 §9.8.4: an SM error ends the session
-                    raise
-            elif session is not None:
-                channel.sm = session = None  # a plain command ends secure messaging
-            answer = None
-            if chained or channel.pending or channel.chain_header is not None or cmd[1] in _CARD_LEVEL_INS:
-                answer, cmd = self._card_level(cmd, channel, chained)
-            if answer is not None:
-                data, sw = answer
+            command = self.unwrap_command(cmd, cla, channel)
+            if command.ins in _CARD_LEVEL_INS or cla.chained or channel.pending or channel.chain is not None:
+                outcome = self.card_level_command(command, cla, channel)
             else:
-                # The application's dispatch table, or its process() for anything the table
-                # does not name (errors included): one frame between the card and a handler.
-                table = self._tables.get(channel.app, _NO_TABLES).get(cmd[0])
-                handler = table.get(cmd[1]) if table is not None else None
-                data = handler(cmd, channel) if handler is not None else channel.app.process(cmd, channel)
-                sw = 0x9000
-                if data:
-                    ne = cmd[5]
-                    if ne is None or len(data) > ne or self.always_get_response:
-                        data, sw = self._chain_response(data, ne or 0, channel)
+                outcome = command
+            if isinstance(outcome, ResponseAPDU):
+                data, sw = outcome.data, outcome.sw
+            else:
+                data, sw = channel.app.process(outcome, channel), SW.NO_ERROR
+                ne = outcome.ne
+                if data and (ne is None or len(data) > ne or self.always_get_response):
+                    chained = self.chain_response(data, ne, channel)
+                    data, sw = chained.data, chained.sw
+        except _SecureMessagingFailure as exc:
+            return _status_bytes(exc.sw)  # unprotected: the session has ended
         except CardError as exc:
-            data, sw, session = exc.data, exc.sw, channel.sm if sm_bits else None
+            data, sw = exc.data, exc.sw
         except Exception:
             log.exception("unexpected error handling %s; answering 6F00", _header(cmd))
-            data, sw, session = b"", 0x6F00, None
-        if sm_bits and session is not None:
-            try:
-                data, sw = session.wrap(data, sw)
-            except Exception:
-                log.exception("secure messaging wrap failed; answering 6F00")
-                data, sw = b"", 0x6F00
-        if sw == 0x9000:
-            return data + b"\x90\x00"
-        return data + sw.to_bytes(2, "big")
+            channel.end_secure_messaging()
+            return _status_bytes(SW.NO_PRECISE_DIAGNOSIS)
+        if session is not None:
+            wrapped = self.wrap_response(ResponseAPDU(data, sw), session, channel)
+            data, sw = wrapped.data, wrapped.sw
+        return data + (_OK if sw == SW.NO_ERROR else sw.to_bytes(2, "big"))
 
-    def _card_level(
-        self, cmd: CommandAPDU, channel: Channel, chained: int
-    ) -> tuple[tuple[bytes, int] | None, CommandAPDU]:
-        """What the OS answers itself (GET RESPONSE, MANAGE CHANNEL, a chain's links), as
-        ``(answer, cmd)``; ``(None, cmd)`` hands ``cmd`` (a whole chain, once reassembled)
-        to the application."""
-        ins = cmd[1]
-        if ins == _GET_RESPONSE and (channel.pending or cmd[0] == 0):
-            return self._get_response(cmd, channel), cmd
-        if channel.pending:
-            channel.pending = b""
-        if ins == _MANAGE_CHANNEL and cmd[0] == 0:
-            return (self._manage_channel(cmd, channel), 0x9000), cmd
-        if chained or channel.chain_header is not None:
-            whole = self._chain(cmd, channel, chained)
+    def unwrap_command(self, cmd: CommandAPDU, cla: ClassByte, channel: Channel) -> CommandAPDU:
+        """The secure-messaging step: the plain command, class ``00`` for interindustry
+        classes. A protected command without a session, or one the session refuses, ends
+        the session and is answered unprotected (ICAO Doc 9303-11 §9.8.4); a plain command
+        ends the session (ISO/IEC 7816-4:2020 §10)."""
+        if not cla.secure_messaging:
+            if channel.sm is not None:
+                channel.end_secure_messaging()
+            if cmd.cla != cla.application_class:
+                cmd = cmd._replace(cla=cla.application_class)
+            return cmd
+        session = channel.sm
+        if session is None:
+            raise _SecureMessagingFailure(SW.SECURE_MESSAGING_NOT_SUPPORTED, "no secure messaging session")
+        try:
+            plain = session.unwrap(cmd)  # the session sees the class byte as sent: the MAC covers it
+        except CardError as exc:
+            channel.end_secure_messaging()
+            raise _SecureMessagingFailure(exc.sw, str(exc)) from None
+        return plain._replace(cla=cla.application_class)
+
+    def card_level_command(self, cmd: CommandAPDU, cla: ClassByte, channel: Channel) -> ResponseAPDU | CommandAPDU:
+        """What the OS answers itself, or the (whole) command for the application.
+
+        GET RESPONSE with data pending (or with class ``00``) and MANAGE CHANNEL with class
+        ``00`` are answered here whatever the application's handlers say; any other command
+        drops pending response data (§5.3.4). A link of a command chain is collected and
+        answered ``9000``; the last link hands the whole chain on (§5.3.3), except for the
+        instructions the application chains itself (``Application.chained_by_protocol``).
+        """
+        if cmd.ins == INS.GET_RESPONSE and (channel.pending or cmd.cla == 0):
+            return self.get_response(cmd, channel)
+        channel.pending = b""
+        if cmd.ins == INS.MANAGE_CHANNEL and cmd.cla == 0:
+            return ResponseAPDU(self.manage_channel(cmd, channel), SW.NO_ERROR)
+        if cla.chained and channel.chain is None and cmd.ins in channel.app.chained_by_protocol:
+            return cmd._replace(cla=cmd.cla | _CHAINING_BIT)
+        if cla.chained or channel.chain is not None:
+            whole = self.collect_chain(cmd, channel, more=cla.chained)
             if whole is None:
-                return (b"", 0x9000), cmd
-            cmd = whole
-        return None, cmd
+                return ResponseAPDU(b"", SW.NO_ERROR)
+            return whole
+        return cmd
 
-    # ISO 7816-4 §5.1.3: 61xx tells the remaining bytes (00 for 256 or more).
-    def _chain_response(self, data: bytes, ne: int, channel: Channel) -> tuple[bytes, int]:
-        if self.always_get_response:
-            ne = 0
-        head, channel.pending = data[:ne], data[ne:]
-        return head, 0x6100 | (len(channel.pending) & 0xFF if len(channel.pending) < 256 else 0)
+    def chain_response(self, data: bytes, ne: int | None, channel: Channel) -> ResponseAPDU:
+        """Response chaining (ISO/IEC 7816-4:2020 §5.3.4): data beyond Ne (all of it in
+        ``always_get_response`` mode) waits for GET RESPONSE behind ``61xx``, where xx is
+        the number of bytes left (00 for 256 or more)."""
+        if not data or (ne is not None and len(data) <= ne and not self.always_get_response):
+            return ResponseAPDU(data, SW.NO_ERROR)
+        now = 0 if self.always_get_response else (ne or 0)
+        head, channel.pending = data[:now], data[now:]
+        return ResponseAPDU(head, _more_data(len(channel.pending)))
 
-    def _get_response(self, cmd: CommandAPDU, channel: Channel) -> tuple[bytes, int]:
+    def wrap_response(self, response: ResponseAPDU, session: SecureMessagingSession, channel: Channel) -> ResponseAPDU:
+        """The secure-messaging step on the way out: the response protected by the session
+        that unwrapped the command (ISO/IEC 7816-4:2020 §10; ICAO Doc 9303-11 §9.8.5)."""
+        try:
+            data, sw = session.wrap(response.data, response.sw)
+        except Exception:
+            log.exception("secure messaging wrap failed; answering 6F00")
+            channel.end_secure_messaging()
+            return ResponseAPDU(b"", SW.NO_PRECISE_DIAGNOSIS)
+        return ResponseAPDU(data, sw)
+
+    # -- card-level commands ------------------------------------------------------------
+
+    def get_response(self, cmd: CommandAPDU, channel: Channel) -> ResponseAPDU:
+        """GET RESPONSE (ISO/IEC 7816-4:2020 §11.6; ISO/IEC 7816-3:2006 §12.2.3 for T=0)."""
         if cmd.p1p2 != 0:
             channel.pending = b""
             raise CardError(SW.INCORRECT_P1_P2)
@@ -439,30 +448,31 @@ class Card:
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "no response data pending")
         ne = cmd.ne or 256
         head, channel.pending = channel.pending[:ne], channel.pending[ne:]
-        remaining = len(channel.pending)
-        if remaining:
-            return head, 0x6100 | (remaining if remaining < 256 else 0)
-        return head, SW.NO_ERROR
+        if channel.pending:
+            return ResponseAPDU(head, _more_data(len(channel.pending)))
+        return ResponseAPDU(head, SW.NO_ERROR)
 
-    def _chain(self, cmd: CommandAPDU, channel: Channel, more: int) -> CommandAPDU | None:
-        """Command chaining (ISO 7816-4 §5.3.3): collect data until the last command."""
-        header = (cmd.ins, cmd.p1, cmd.p2)
-        if channel.chain_header is not None and channel.chain_header != header:
-            channel.chain_header, channel.chain_data = None, bytearray()
+    def collect_chain(self, cmd: CommandAPDU, channel: Channel, more: bool) -> CommandAPDU | None:
+        """Command chaining (ISO/IEC 7816-4:2020 §5.3.3): collect data until the last link;
+        then the whole command, else ``None``."""
+        chain = channel.chain
+        if chain is not None and not chain.continues_with(cmd):
+            channel.chain = None
             raise CardError(SW.LAST_COMMAND_OF_CHAIN_EXPECTED, "chain interrupted by another command")
-        if len(channel.chain_data) + len(cmd.data) > 65535:
-            channel.chain_header, channel.chain_data = None, bytearray()
+        if chain is None:
+            chain = CommandChain(cmd.ins, cmd.p1, cmd.p2)
+        if len(chain.data) + len(cmd.data) > 65535:
+            channel.chain = None
             raise CardError(SW.WRONG_LENGTH, "chained data longer than 65535 bytes")
-        channel.chain_data += cmd.data
+        chain.data += cmd.data
         if more:
-            channel.chain_header = header
+            channel.chain = chain
             return None
-        data = bytes(channel.chain_data)
-        channel.chain_header, channel.chain_data = None, bytearray()
-        return cmd._replace(data=data)
+        channel.chain = None
+        return cmd._replace(data=bytes(chain.data))
 
-    def _manage_channel(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """MANAGE CHANNEL open (P1 00) and close (P1 80), ISO 7816-4 §11.1.2."""
+    def manage_channel(self, cmd: CommandAPDU, channel: Channel) -> bytes:
+        """MANAGE CHANNEL open (P1 00) and close (P1 80) (ISO/IEC 7816-4:2020 §11.1, §5.4.2)."""
         if cmd.p1 == 0x00:
             if cmd.data:
                 raise CardError(SW.WRONG_LENGTH)
@@ -481,8 +491,9 @@ class Card:
                     raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, f"channel {number} already open")
             new = self._new_channel(number)
             if channel.number != 0:
-                # §5.4.1: opened from a non-basic channel, the new one inherits its selection.
+                # §5.4.2: opened from a non-basic channel, the new one inherits its selection.
                 new.app, new.current_df, new.current_ef = channel.app, channel.current_df, channel.current_ef
+                channel.app.on_select(new)
             self.channels[number] = new
             return bytes((number,)) if cmd.p2 == 0 else b""
         if cmd.p1 == 0x80:
@@ -496,6 +507,25 @@ class Card:
             del self.channels[number]
             return b""
         raise CardError(SW.INCORRECT_P1_P2)
+
+
+_BYTES_REMAINING = 0x6100
+_OK = b"\x90\x00"
+_CARD_LEVEL_INS = frozenset((INS.GET_RESPONSE, INS.MANAGE_CHANNEL))
+_CHAINING_BIT = 0x10  # class byte b5 (ISO/IEC 7816-4:2020 §5.4.1)
+
+
+def _status_bytes(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
+
+
+class _SecureMessagingFailure(CardError):
+    """A secure-messaging error: answered without protection, the session ended."""
+
+
+def _more_data(remaining: int) -> int:
+    """61xx: xx response bytes still available, 00 for 256 or more (§5.3.4)."""
+    return _BYTES_REMAINING | (remaining if remaining < 256 else 0)
 
 
 def _header(cmd: CommandAPDU) -> str:

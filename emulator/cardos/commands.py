@@ -1,31 +1,29 @@
-"""The interindustry commands of ISO/IEC 7816-4 as an application.
+"""The interindustry commands of ISO/IEC 7816-4:2020 as an application.
 
-``IsoApplication`` implements file selection and access (§11.1-§11.4), GET DATA (§11.4.3),
-GET CHALLENGE (§11.5.3), EXTERNAL AUTHENTICATE (§11.5.4) and the PIN commands (§11.5.6-
-§11.5.10). Card-specific applications subclass it and change class rules or handlers.
+``IsoApplication`` implements selection (§11.1), data unit handling (§11.2), record
+handling (§11.3), GET DATA (§11.4) and the basic security commands (§11.5): GET CHALLENGE,
+EXTERNAL AUTHENTICATE, VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER.
+Card-specific applications subclass it and change class rules or handlers.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..iso7816.apdu import CommandAPDU
-from ..iso7816.crypto import ecb_encryptor
+from ..iso7816.crypto import encrypt_block
 from ..iso7816.sw import INS, SW, CardError
 from ..iso7816.tlv import TLV, TLVError, find
-from .card import Application, Card, Channel, FastHandler
+from .card import Application, Card, Channel
 from .fs import DF, EF, MF_FID, File, RecordEF, TransparentEF
-from .security import Pin
+from .security import AccessOperation, Pin
 
-# Operations named in access rules.
-READ, UPDATE = "read", "update"
+READ, UPDATE = AccessOperation.READ, AccessOperation.UPDATE
 
 
 class IsoApplication(Application):
-    """ISO 7816-4 file system and security commands for interindustry class ``00``."""
+    """ISO/IEC 7816-4:2020 file system and security commands for interindustry class ``00``."""
 
     type_name = "iso"
 
@@ -34,10 +32,9 @@ class IsoApplication(Application):
         card: Card,
         df: DF,
         aid: bytes = b"",
-        options: dict[str, Any] | None = None,
-        base_dir: Path | None = None,
-    ):
-        super().__init__(card, df, aid, options, base_dir)
+        options: Any = None,
+    ) -> None:
+        super().__init__(card, df, aid, options)
         self.handlers.update(
             {
                 INS.SELECT: self.select_file,
@@ -56,14 +53,13 @@ class IsoApplication(Application):
             }
         )
 
-    # -- SELECT (§11.2.2) -------------------------------------------------------------
+    # -- SELECT (§11.1) ----------------------------------------------------------------
 
     def select_file(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        p1, data = cmd[2], cmd[4]
-        if p1 == 0x04:
-            target = self._select_by_name(data, channel)
+        if cmd.p1 == 0x04:
+            target = self._select_by_name(cmd.data, channel)
         else:
-            target = self._locate(p1, data, channel)
+            target = self._locate(cmd.p1, cmd.data, channel)
         self._make_current(target, channel)
         return self.select_response(cmd, target)
 
@@ -77,24 +73,6 @@ class IsoApplication(Application):
         if what == 0x08:
             return target.fmd()
         return target.fci()
-
-    def selects_silently(self, p2: int) -> bool:
-        """Whether :meth:`select_response` answers no data for this P2 (an application
-        that overrides one overrides the other; the fast SELECT relies on it)."""
-        return p2 & 0x0C == 0x0C
-
-    def select_file_fast(self, raw: bytes, channel: Channel) -> bytes | None:
-        """SELECT by FID (P1 00, Lc 02) of the MF or a child of the current DF, answering no
-        data: the card's fast path. Anything else is ``None``, and :meth:`select_file`
-        answers."""
-        if len(raw) != 7 or raw[2] or raw[4] != 2 or not self.selects_silently(raw[3]):
-            return None
-        fid = (raw[5] << 8) | raw[6]
-        target = self.card.mf if fid == MF_FID else channel.current_df.children.get(fid)
-        if target is None:
-            return None
-        self._make_current(target, channel)
-        return b"\x90\x00"
 
     def _make_current(self, target: File, channel: Channel) -> None:
         if isinstance(target, DF):
@@ -143,7 +121,8 @@ class IsoApplication(Application):
 
     @staticmethod
     def _find_fid(fid: int, current: DF) -> File:
-        """§7.1.1: children of the current DF, the current DF, its parent and siblings."""
+        """SELECT by FID (§7.3, §11.1; P1 00): children of the current DF, the current DF, its
+        parent and the parent's children."""
         found = current.children.get(fid)
         if found is not None:
             return found
@@ -165,7 +144,7 @@ class IsoApplication(Application):
         if app is not None:
             if channel.app is not app:
                 channel.security.clear_local()
-                channel.sm = None
+                channel.end_secure_messaging()
                 channel.app = app
             app.on_select(channel)
             return app.df
@@ -176,10 +155,10 @@ class IsoApplication(Application):
 
     # -- access helpers ---------------------------------------------------------------
 
-    def check_access(self, f: File, operation: str, channel: Channel) -> None:
-        rule = f.access.get(operation)
-        if rule is None and operation == READ:
-            return  # the default for reads, and the common case on the READ BINARY path
+    def check_access(self, f: File, operation: AccessOperation, channel: Channel) -> None:
+        """6982 unless the channel's security status satisfies the file's rule (§9)."""
+        if operation is READ and operation not in f.access:
+            return  # reads are allowed unless a rule says otherwise (File.rule)
         if not f.rule(operation).satisfied_by(channel.security):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, f"{operation} of {f.path} not allowed")
 
@@ -194,78 +173,40 @@ class IsoApplication(Application):
         return channel.current_ef
 
     def _transparent_target(self, cmd: CommandAPDU, channel: Channel) -> tuple[TransparentEF, int]:
-        """P1 b8 = 1: SFI in P1 b5-b1 and an 8-bit offset; else a 15-bit offset (§11.3.3)."""
-        p1 = cmd[2]
+        """P1 b8 = 1: SFI in P1 b5-b1 and an 8-bit offset; else a 15-bit offset (§11.2)."""
+        p1 = cmd.p1
         if p1 & 0x80:
             if p1 & 0x60:
                 raise CardError(SW.INCORRECT_P1_P2)
             ef = self._ef_from_sfi(p1 & 0x1F, channel)
-            offset = cmd[3]
+            offset = cmd.p2
         else:
             ef = self._current_ef(channel)
-            offset = ((p1 & 0x7F) << 8) | cmd[3]
+            offset = ((p1 & 0x7F) << 8) | cmd.p2
         if not isinstance(ef, TransparentEF):
             raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE_STRUCTURE)
         return ef, offset
 
-    # -- transparent EFs (§11.3) -------------------------------------------------------
+    # -- transparent EFs (§11.2) -------------------------------------------------------
 
     def read_binary(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        ne = cmd[5]
-        if cmd[4]:
+        if cmd.data:
             raise CardError(SW.WRONG_LENGTH, "READ BINARY takes no data")
-        if ne is None:
+        if cmd.ne is None:
             raise CardError(SW.WRONG_LENGTH, "READ BINARY needs Le")
         ef, offset = self._transparent_target(cmd, channel)
-        return self._read(ef, offset, ne, channel)
-
-    def read_binary_fast(self, raw: bytes, channel: Channel) -> bytes | None:
-        """READ BINARY's commonest case from the raw 5 bytes (the card's fast path): a
-        transparent EF by SFI or the current one, no read rule, offset within the file.
-        Anything else is ``None`` with nothing changed, and :meth:`read_binary` answers."""
-        if len(raw) != 5:
-            return None
-        p1 = raw[2]
-        if p1 & 0x80:
-            if p1 & 0x60:
-                return None
-            ef = channel.current_df.by_short_id.get(p1 & 0x1F)
-            offset = raw[3]
-        else:
-            ef = channel.current_ef
-            offset = ((p1 & 0x7F) << 8) | raw[3]
-        if ef is None or ef.__class__ is not TransparentEF or READ in ef.access:
-            return None
-        data = ef.data
-        if offset > len(data):
-            return None
-        ne = raw[4] or 256
-        channel.current_ef = ef
-        chunk = bytes(data[offset : offset + ne])
-        return chunk + (b"\x90\x00" if len(chunk) == ne else b"\x62\x82")  # 6282: end of file first
-
-    def fast_handlers(self) -> dict[int, tuple[Callable[..., bytes], FastHandler]]:
-        fast: dict[int, tuple[Callable[..., bytes], FastHandler]] = {
-            INS.READ_BINARY: (IsoApplication.read_binary, self.read_binary_fast)
-        }
-        cls = type(self)
-        if cls.select_response is IsoApplication.select_response or cls.selects_silently is not (
-            IsoApplication.selects_silently
-        ):
-            fast[INS.SELECT] = (IsoApplication.select_file, self.select_file_fast)
-        return fast
+        return self._read(ef, offset, cmd.ne, channel)
 
     def _read(self, ef: TransparentEF, offset: int, ne: int, channel: Channel) -> bytes:
-        if READ in ef.access:  # reads are allowed unless a rule says otherwise
-            self.check_access(ef, READ, channel)
+        self.check_access(ef, READ, channel)
         chunk, short = ef.read(offset, ne)
         if short:
-            # §11.3.3: end of file reached before reading Ne bytes; data still returned.
+            # §11.2: end of file reached before reading Ne bytes; data still returned (6282).
             raise CardError(SW.END_OF_FILE_REACHED, data=chunk)
         return chunk
 
     def read_binary_odd(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """READ BINARY with odd INS B1: offset in DO 54, data in DO 53 (§11.3.3)."""
+        """READ BINARY with odd INS B1: offset in DO 54, data in DO 53 (§11.2)."""
         if cmd.ne is None:
             raise CardError(SW.WRONG_LENGTH, "READ BINARY needs Le")
         try:
@@ -310,7 +251,7 @@ class IsoApplication(Application):
         self.card.persist()
         return b""
 
-    # -- record EFs (§11.4) ------------------------------------------------------------
+    # -- record EFs (§11.3) ------------------------------------------------------------
 
     def _record_target(self, cmd: CommandAPDU, channel: Channel) -> RecordEF:
         sfi = cmd.p2 >> 3
@@ -359,14 +300,14 @@ class IsoApplication(Application):
     # -- data objects and challenges -----------------------------------------------------
 
     def get_data(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """GET DATA (§11.4.3): P1-P2 names a data object defined in the profile."""
+        """GET DATA (§11.4): P1-P2 names a data object defined in the profile."""
         value = self.card.data_objects.get(cmd.p1p2)
         if value is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no data object {cmd.p1p2:04X}")
         return value
 
     def get_challenge(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """GET CHALLENGE (§11.5.3): Ne random bytes, kept for a following authentication."""
+        """GET CHALLENGE (§11.5): Ne random bytes, kept for a following authentication."""
         if cmd.p1 or cmd.p2:
             raise CardError(SW.INCORRECT_P1_P2)
         if cmd.ne is None or cmd.data:
@@ -376,7 +317,7 @@ class IsoApplication(Application):
         return channel.security.challenge
 
     def external_authenticate(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """EXTERNAL AUTHENTICATE (§11.5.4): data = ECB encryption of the last challenge.
+        """EXTERNAL AUTHENTICATE (§11.5): data = the last challenge, one block enciphered.
 
         P2 is the key reference; on success ``auth:<ref>`` access conditions hold on this
         channel. A challenge is usable once.
@@ -387,16 +328,14 @@ class IsoApplication(Application):
         challenge, channel.security.challenge = channel.security.challenge, b""
         if not challenge:
             raise CardError(SW.CONDITIONS_OF_USE_NOT_SATISFIED, "GET CHALLENGE first")
-        block = 8 if key.algorithm == "3des" else 16
-        padded = challenge[:block].ljust(block, b"\x00")
-        enc = ecb_encryptor(key.algorithm, key.value)
-        expected = enc.update(padded) + enc.finalize()
+        block = key.algorithm.block_size
+        expected = encrypt_block(key.algorithm, key.value, challenge[:block].ljust(block, b"\x00"))
         if not hmac.compare_digest(expected, cmd.data):
             raise CardError(SW.WARNING_NVM_CHANGED, "authentication failed")
         channel.security.authenticated_keys.add(key.ref)
         return b""
 
-    # -- PINs (§11.5.6-§11.5.10) ---------------------------------------------------------
+    # -- PINs (§11.5) ---------------------------------------------------------------------
 
     def pin(self, p2: int) -> Pin:
         pin = self.card.pins.get(p2)
@@ -408,7 +347,7 @@ class IsoApplication(Application):
         if cmd.p1 not in (0x00, 0xFF):
             raise CardError(SW.INCORRECT_P1_P2)
         pin = self.pin(cmd.p2)
-        if cmd.p1 == 0xFF:  # ISO 7816-4:2013 §11.5.6: reset the verification status
+        if cmd.p1 == 0xFF:  # ISO/IEC 7816-4:2020 §11.5 (VERIFY P1 FF): reset the verification status
             channel.security.verified_pins.discard(pin.ref)
             return b""
         return self.verify_pin(pin, cmd.data, channel)
@@ -425,7 +364,7 @@ class IsoApplication(Application):
         return b""
 
     def change_reference_data(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """P1 00: old || new; P1 01: new only, after a successful VERIFY (§11.5.7)."""
+        """P1 00: old || new; P1 01: new only, after a successful VERIFY (§11.5)."""
         pin = self.pin(cmd.p2)
         if cmd.p1 == 0x00:
             n = pin.wire_length
@@ -450,7 +389,7 @@ class IsoApplication(Application):
         return b""
 
     def reset_retry_counter(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """RESET RETRY COUNTER (§11.5.10) with a PUK in the data or an unblock condition.
+        """RESET RETRY COUNTER (§11.5) with a PUK in the data or an unblock condition.
 
         P1 00: PUK || new PIN; 01: PUK only; 02: new PIN only; 03: no data. For 02 and
         03 the PIN's ``unblock`` condition (a verified PUK or an administrative

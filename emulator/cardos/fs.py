@@ -1,4 +1,4 @@
-"""The card file system: MF, DFs, transparent and linear-record EFs (ISO/IEC 7816-4 §5.3).
+"""The card file system: MF, DFs, transparent and linear-record EFs (ISO/IEC 7816-4:2020 §7.1).
 
 Files know their place in the tree and their access conditions; the commands that act on
 them live in :mod:`eidemu.emulator.cardos.commands`.
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..iso7816.sw import SW, CardError
 from ..iso7816.tlv import TLV
-from .security import ALWAYS, NEVER, AccessCondition
+from .security import ALWAYS, NEVER, AccessCondition, AccessOperation
 
 MF_FID = 0x3F00
 
@@ -22,13 +22,13 @@ class File:
 
     fid: int
     name: str = ""
-    access: dict[str, AccessCondition] = field(default_factory=dict)
+    access: dict[AccessOperation, AccessCondition] = field(default_factory=dict)
     sfi: int | None = None
     parent: DF | None = field(default=None, repr=False)
 
-    def rule(self, operation: str) -> AccessCondition:
-        """The condition for ``read``/``update``; reads default to always, writes to never."""
-        default = ALWAYS if operation == "read" else NEVER
+    def rule(self, operation: AccessOperation) -> AccessCondition:
+        """The condition for an operation; reads default to always, updates to never."""
+        default = ALWAYS if operation is AccessOperation.READ else NEVER
         return self.access.get(operation, default)
 
     @property
@@ -42,7 +42,7 @@ class File:
         return "/".join(reversed(parts))
 
     def descriptor(self) -> int:
-        """File descriptor byte (ISO 7816-4 §5.3.3, Table 14)."""
+        """File descriptor byte (ISO/IEC 7816-4:2020 §7.4.5)."""
         raise NotImplementedError
 
     def fcp_objects(self) -> list[TLV]:
@@ -53,15 +53,15 @@ class File:
         return objs
 
     def fcp(self) -> bytes:
-        """File control parameters template '62' (ISO 7816-4 §5.3.3, Table 12)."""
+        """File control parameters template '62' (ISO/IEC 7816-4:2020 §7.4.3)."""
         return TLV.build(0x62, *self.fcp_objects()).encode()
 
     def fci(self) -> bytes:
-        """File control information template '6F' (ISO 7816-4 §5.3.3)."""
+        """File control information template '6F' (ISO/IEC 7816-4:2020 §7.4.1)."""
         return TLV.build(0x6F, *self.fcp_objects()).encode()
 
     def fmd(self) -> bytes:
-        """File management data template '64' (ISO 7816-4 §5.3.3); empty here."""
+        """File management data template '64' (ISO/IEC 7816-4:2020 §7.4.1); empty here."""
         return TLV(0x64).encode()
 
 
@@ -133,7 +133,7 @@ class EF(File):
 
 @dataclass(eq=False)
 class TransparentEF(EF):
-    """A transparent EF: a byte string addressed by offset (ISO 7816-4 §5.3.1)."""
+    """A transparent EF: a byte string addressed by offset (ISO/IEC 7816-4:2020 §7.1)."""
 
     data: bytearray = field(default_factory=bytearray)
 
@@ -168,7 +168,7 @@ class TransparentEF(EF):
 
 @dataclass(eq=False)
 class RecordEF(EF):
-    """A linear EF of variable-size records, numbered from 1 (ISO 7816-4 §5.3.2)."""
+    """A linear EF of variable-size records, numbered from 1 (ISO/IEC 7816-4:2020 §7.1)."""
 
     records: list[bytes] = field(default_factory=list)
     max_records: int = 254

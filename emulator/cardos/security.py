@@ -1,8 +1,8 @@
 """Access conditions, PIN objects and the per-channel security state.
 
-ISO/IEC 7816-4 §5.4 (security attributes), §9.5.6-9.5.10 (VERIFY, CHANGE REFERENCE DATA,
-RESET RETRY COUNTER) and §7.5.3 (GET CHALLENGE); retry counters as in ISO/IEC 7816-4
-§5.1.3 status ``63Cx`` and ``6983``.
+ISO/IEC 7816-4:2020 §9 (security architecture: security status, security attributes) and
+§11.5 (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GET CHALLENGE); retry counters
+answered with the status words ``63Cx`` and ``6983`` of §5.6.
 """
 
 from __future__ import annotations
@@ -10,24 +10,39 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ..iso7816.sw import SW, CardError, verify_failed
 
 
+class AccessOperation(StrEnum):
+    """An operation an access rule governs, by the name profiles give it."""
+
+    READ = "read"
+    UPDATE = "update"
+
+
+class ConditionKind(StrEnum):
+    """What an access condition asks for, by the name profiles give it."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    PIN = "pin"  # after VERIFY of the PIN with the condition's reference
+    AUTH = "auth"  # after authentication with the key of the condition's reference
+
+
 @dataclass(frozen=True)
 class AccessCondition:
-    """When an operation on an object is allowed.
+    """When an operation on an object is allowed (ISO/IEC 7816-4:2020 §9).
 
-    ``kind`` is ``always``, ``never``, ``pin`` (after VERIFY of PIN ``ref``) or ``auth``
-    (after authentication with key ``ref``: EXTERNAL AUTHENTICATE or a secure channel).
+    ``kind`` says what is needed; ``ref`` is the PIN or key reference of ``pin`` and
+    ``auth`` conditions (EXTERNAL AUTHENTICATE or a secure channel for ``auth``).
     ``alternatives`` holds further conditions, any one of which suffices.
     """
 
-    kind: str
+    kind: ConditionKind
     ref: int = 0
     alternatives: tuple[AccessCondition, ...] = ()
-
-    KINDS = ("always", "never", "pin", "auth")
 
     @classmethod
     def parse(cls, text: str) -> AccessCondition:
@@ -38,11 +53,14 @@ class AccessCondition:
 
     @classmethod
     def _parse_one(cls, text: str) -> AccessCondition:
-        kind, _, ref = text.partition(":")
-        kind = kind.strip().lower()
-        if kind in ("always", "never") and not ref:
+        name, _, ref = text.partition(":")
+        try:
+            kind = ConditionKind(name.strip().lower())
+        except ValueError:
+            kind = None
+        if kind in (ConditionKind.ALWAYS, ConditionKind.NEVER) and not ref:
             return cls(kind)
-        if kind in ("pin", "auth") and ref:
+        if kind in (ConditionKind.PIN, ConditionKind.AUTH) and ref:
             try:
                 value = int(ref, 16)
             except ValueError:
@@ -51,8 +69,11 @@ class AccessCondition:
         raise ValueError(f"unknown access condition {text!r} (expected always, never, pin:<ref>, auth:<ref>)")
 
     def __str__(self) -> str:
-        own = self.kind if self.kind in ("always", "never") else f"{self.kind}:{self.ref:02X}"
+        own = self.kind.value if self._without_reference() else f"{self.kind}:{self.ref:02X}"
         return "|".join([own, *(str(a) for a in self.alternatives)])
+
+    def _without_reference(self) -> bool:
+        return self.kind in (ConditionKind.ALWAYS, ConditionKind.NEVER)
 
     def satisfied_by(self, state: SecurityState) -> bool:
         if self._one(state):
@@ -60,31 +81,27 @@ class AccessCondition:
         return any(a._one(state) for a in self.alternatives)
 
     def _one(self, state: SecurityState) -> bool:
-        if self.kind == "always":
+        kind = self.kind
+        if kind is ConditionKind.ALWAYS:
             return True
-        if self.kind == "pin":
+        if kind is ConditionKind.PIN:
             return self.ref in state.verified_pins
-        if self.kind == "auth":
+        if kind is ConditionKind.AUTH:
             return self.ref in state.authenticated_keys
         return False
 
 
-ALWAYS = AccessCondition("always")
-NEVER = AccessCondition("never")
+ALWAYS = AccessCondition(ConditionKind.ALWAYS)
+NEVER = AccessCondition(ConditionKind.NEVER)
 
 
 @dataclass
 class SecurityState:
-    """Volatile security status of one logical channel (ISO 7816-4 §5.4.1)."""
+    """Volatile security status of one logical channel (ISO/IEC 7816-4:2020 §5.4.2, §9)."""
 
     verified_pins: set[int] = field(default_factory=set)
     authenticated_keys: set[int] = field(default_factory=set)
     challenge: bytes = b""
-
-    def clear(self) -> None:
-        self.verified_pins.clear()
-        self.authenticated_keys.clear()
-        self.challenge = b""
 
     def clear_local(self) -> None:
         """On application change: specific (local) references, b8 = 1, lose their status."""
@@ -92,22 +109,20 @@ class SecurityState:
         self.authenticated_keys = {k for k in self.authenticated_keys if not k & 0x80}
         self.challenge = b""
 
-    def copy(self) -> SecurityState:
-        return SecurityState(set(self.verified_pins), set(self.authenticated_keys))
 
-
-@dataclass
+@dataclass(repr=False)
 class Pin:
     """A PIN (or PUK) object: reference data with a persistent retry counter.
 
     ``pad_to``/``pad_byte`` describe how the reference data is formatted on the wire
     (for example padded with FF to 8 bytes); ``min_length``/``max_length`` apply to the
     unpadded value. ``unblock`` says what allows RESET RETRY COUNTER without a PUK in
-    the command data (ISO 7816-4 §11.5.10, P1 = 02/03).
+    the command data (ISO/IEC 7816-4:2020 §11.5, RESET RETRY COUNTER P1 = 02/03).
+    The value never appears in a repr, and so in no log line or error message.
     """
 
     ref: int
-    value: bytes
+    value: bytes = field(repr=False)
     max_tries: int = 3
     remaining: int = -1
     name: str = ""
@@ -121,6 +136,12 @@ class Pin:
     def __post_init__(self) -> None:
         if self.remaining < 0:
             self.remaining = self.max_tries
+
+    def __repr__(self) -> str:
+        return (
+            f"Pin(ref={self.ref:#04x}, name={self.name!r}, remaining={self.remaining}/{self.max_tries}, "
+            "value=<redacted>)"
+        )
 
     @property
     def blocked(self) -> bool:
@@ -172,7 +193,7 @@ class Pin:
         raise verify_failed(self.remaining)
 
     def status_error(self) -> CardError:
-        """VERIFY with no data: 63Cx with the tries left, or 6983 (ISO 7816-4 §11.5.6)."""
+        """VERIFY with no data: 63Cx with the tries left, or 6983 (ISO/IEC 7816-4:2020 §11.5)."""
         if self.blocked:
             return CardError(SW.AUTHENTICATION_METHOD_BLOCKED)
         return verify_failed(self.remaining)

@@ -11,27 +11,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.cmac import CMAC
-
-from eidemu.emulator.iso7816.crypto import cbc
-from eidemu.emulator.iso7816.sm import CardSession, SessionKeys, TerminalSession, pad_iso9797_m2, retail_mac
+from eidemu.emulator.iso7816.crypto import (
+    BlockAlgorithm,
+    aes_cmac,
+    cbc_decrypt,
+    cbc_encrypt,
+    pad_iso9797_m2,
+    retail_mac,
+)
+from eidemu.emulator.iso7816.sm import CardSession, SessionKeys, TerminalSession
 
 from .oids import CipherSuite
 
 
 def encrypt_cbc(cipher: CipherSuite, key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
     """CBC encryption of whole blocks, zero IV unless given (9303-11 §9.8.6.1, §4.4.3.1)."""
-    ctx = cbc(cipher.algorithm, key, iv or bytes(cipher.block_size), encrypt=True)
-    return ctx.update(data) + ctx.finalize()
+    return cbc_encrypt(BlockAlgorithm(cipher.algorithm), key, iv or bytes(cipher.block_size), data)
 
 
 def decrypt_cbc(cipher: CipherSuite, key: bytes, data: bytes, iv: bytes | None = None) -> bytes:
     """CBC decryption of whole blocks, zero IV unless given."""
     if not data or len(data) % cipher.block_size:
         raise ValueError(f"a cryptogram of {len(data)} bytes is not whole {cipher.block_size}-byte blocks")
-    ctx = cbc(cipher.algorithm, key, iv or bytes(cipher.block_size), encrypt=False)
-    return ctx.update(data) + ctx.finalize()
+    return cbc_decrypt(BlockAlgorithm(cipher.algorithm), key, iv or bytes(cipher.block_size), data)
 
 
 def mac(cipher: CipherSuite, key: bytes, data: bytes) -> bytes:
@@ -39,9 +41,7 @@ def mac(cipher: CipherSuite, key: bytes, data: bytes) -> bytes:
     padding method 2; AES: AES-CMAC (NIST SP 800-38B) truncated to 8 bytes."""
     if cipher.algorithm == "3des":
         return retail_mac(key, pad_iso9797_m2(data, 8))
-    c = CMAC(algorithms.AES(key))
-    c.update(data)
-    return c.finalize()[:8]
+    return aes_cmac(key, data)[:8]
 
 
 @dataclass(frozen=True)

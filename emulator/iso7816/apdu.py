@@ -1,18 +1,16 @@
-"""Command and response APDUs (ISO/IEC 7816-4 §5.1, ISO/IEC 7816-3 §12.1.3).
+"""Command and response APDUs and the class byte (ISO/IEC 7816-4:2020 §5.1, §5.2, §5.4.1).
 
 Parsed objects are immutable and round-trip: ``CommandAPDU.parse(b).encode() == b`` for
-every well-formed ``b``. They are ``NamedTuple`` subclasses rather than frozen dataclasses
-because they sit on the per-APDU hot path, where tuple construction is several times
-cheaper than a frozen dataclass ``__init__``.
+every well-formed ``b``. The APDUs are ``NamedTuple`` subclasses (immutable, named fields,
+and cheap to build on the per-APDU path); code reads them by field name only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .sw import SW, CardError
-
-_new_tuple = tuple.__new__
 
 
 class ApduFormatError(CardError):
@@ -23,7 +21,7 @@ class ApduFormatError(CardError):
 
 
 class CommandAPDU(NamedTuple):
-    """A command APDU: header, command data and Ne (ISO 7816-4 §5.1, Table 1).
+    """A command APDU: header, command data and Ne (ISO/IEC 7816-4:2020 §5.2).
 
     ``ne`` is ``None`` when the APDU has no Le field (cases 1 and 3); otherwise the
     maximum number of response bytes expected (1..256 short, 1..65536 extended; an Le of
@@ -40,7 +38,7 @@ class CommandAPDU(NamedTuple):
 
     @property
     def case(self) -> int:
-        """The ISO 7816-3 §12.1.2 case: 1 no data/no Le, 2 Le only, 3 data only, 4 both."""
+        """The ISO/IEC 7816-3:2006 §12.1 case: 1 no data/no Le, 2 Le only, 3 data only, 4 both."""
         if self.data:
             return 4 if self.ne is not None else 3
         return 2 if self.ne is not None else 1
@@ -56,31 +54,30 @@ class CommandAPDU(NamedTuple):
         if n < 4:
             raise ApduFormatError(f"APDU of {n} bytes is shorter than a header")
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-        new = _new_tuple  # every field given: skips the generated __new__ and its defaults
         if n == 4:
-            return new(cls, (cla, ins, p1, p2, b"", None, False))
+            return cls(cla, ins, p1, p2)
         b4 = raw[4]
         if n == 5:
-            return new(cls, (cla, ins, p1, p2, b"", b4 or 256, False))
+            return cls(cla, ins, p1, p2, b"", b4 or 256)
         if b4:
             if n == 5 + b4:
-                return new(cls, (cla, ins, p1, p2, bytes(raw[5:]), None, False))
+                return cls(cla, ins, p1, p2, bytes(raw[5:]))
             if n == 6 + b4:
-                return new(cls, (cla, ins, p1, p2, bytes(raw[5:-1]), raw[-1] or 256, False))
+                return cls(cla, ins, p1, p2, bytes(raw[5:-1]), raw[-1] or 256)
             raise ApduFormatError(f"Lc={b4} does not match an APDU body of {n - 5} bytes")
-        # b4 == 0 and more bytes follow: extended length (ISO 7816-4 §5.1).
+        # b4 == 0 and more bytes follow: extended length (ISO/IEC 7816-4:2020 §5.2).
         if n == 6:
             raise ApduFormatError("truncated extended length field")
         ext = (raw[5] << 8) | raw[6]
         if n == 7:
-            return new(cls, (cla, ins, p1, p2, b"", ext or 65536, True))
+            return cls(cla, ins, p1, p2, b"", ext or 65536, True)
         if ext == 0:
             raise ApduFormatError("extended Lc of zero")
         if n == 7 + ext:
-            return new(cls, (cla, ins, p1, p2, bytes(raw[7:]), None, True))
+            return cls(cla, ins, p1, p2, bytes(raw[7:]), None, True)
         if n == 9 + ext:
             le = (raw[-2] << 8) | raw[-1]
-            return new(cls, (cla, ins, p1, p2, bytes(raw[7:-2]), le or 65536, True))
+            return cls(cla, ins, p1, p2, bytes(raw[7:-2]), le or 65536, True)
         raise ApduFormatError(f"extended Lc={ext} does not match an APDU body of {n - 7} bytes")
 
     def encode(self) -> bytes:
@@ -109,12 +106,9 @@ class CommandAPDU(NamedTuple):
     def __bytes__(self) -> bytes:
         return self.encode()
 
-    def with_data(self, data: bytes) -> CommandAPDU:
-        return self._replace(data=data)
-
 
 class ResponseAPDU(NamedTuple):
-    """A response APDU: data field and the status word (ISO 7816-4 §5.1, Table 2)."""
+    """A response APDU: data field and the status word (ISO/IEC 7816-4:2020 §5.2, §5.6)."""
 
     data: bytes
     sw: int
@@ -138,6 +132,56 @@ class ResponseAPDU(NamedTuple):
     @property
     def sw2(self) -> int:
         return self.sw & 0xFF
+
+
+@dataclass(frozen=True, slots=True)
+class ClassByte:
+    """What a class byte says (ISO/IEC 7816-4:2020 §5.4.1).
+
+    Interindustry classes (b8 = 0) carry a logical channel, a secure-messaging indication
+    and the command-chaining bit: the first interindustry values (``0x``-``3x``) channel 0-3
+    in b2-b1 and SM in b4-b3; the further interindustry values (``4x``-``7x``) channel 4-19
+    in b4-b1 and SM in b6. Proprietary classes (b8 = 1) are opaque to the card OS: basic
+    channel, no SM, no chaining, handed to the application unchanged. ``FF`` is invalid
+    (ISO/IEC 7816-3:2006 reserves it for PPS).
+    """
+
+    value: int
+    channel: int
+    secure_messaging: bool
+    chained: bool
+
+    @property
+    def interindustry(self) -> bool:
+        return self.value < 0x80
+
+    @property
+    def application_class(self) -> int:
+        """The class byte an application sees once the OS has consumed channel, SM and
+        chaining: ``00`` for every interindustry class, proprietary ones unchanged."""
+        return 0 if self.value < 0x80 else self.value
+
+    @classmethod
+    def decode(cls, cla: int) -> ClassByte:
+        """The decoded class byte; CardError 6E00 for ``FF``."""
+        decoded = _CLASS_BYTES[cla]
+        if decoded is None:
+            raise CardError(SW.CLA_NOT_SUPPORTED, "class byte FF is invalid")
+        return decoded
+
+    @classmethod
+    def _compute(cls, cla: int) -> ClassByte | None:
+        if cla == 0xFF:
+            return None
+        if cla & 0x80:
+            return cls(cla, 0, False, False)
+        if cla & 0x40:
+            return cls(cla, 4 + (cla & 0x0F), bool(cla & 0x20), bool(cla & 0x10))
+        return cls(cla, cla & 0x03, bool(cla & 0x0C), bool(cla & 0x10))
+
+
+# All 256 decodings, made once: decoding is a table look-up on the per-APDU path.
+_CLASS_BYTES: tuple[ClassByte | None, ...] = tuple(ClassByte._compute(cla) for cla in range(0x100))
 
 
 def parse_hex(text: str) -> bytes:

@@ -1,13 +1,52 @@
-"""Block-cipher helpers shared by card commands, secure messaging and applets."""
+"""Block ciphers, CBC and MACs shared by card commands, secure messaging and applications.
+
+Everything here is cryptography's own CBC mode, ECB for single blocks and CMAC; the
+module only names the algorithms the cards use and builds the ISO/IEC 9797-1 constructions
+from them:
+
+- :class:`BlockAlgorithm`: 3DES (2- or 3-key, ISO/IEC 18033-3) and AES (FIPS 197), with
+  their block sizes;
+- :func:`cbc_encrypt` / :func:`cbc_decrypt`: CBC mode (ISO/IEC 10116:2017 §7);
+- :func:`pad_iso9797_m2`: ISO/IEC 9797-1:2011 padding method 2;
+- :func:`retail_mac`: ISO/IEC 9797-1:2011 MAC algorithm 3 with DES (the "retail MAC" of
+  ICAO Doc 9303-11 §9.8.6.1), built from DES-CBC and 3DES-CBC;
+- :func:`aes_cmac`: CMAC with AES (NIST SP 800-38B, RFC 4493).
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+
+class BlockAlgorithm(StrEnum):
+    """The block ciphers cards use, by the name profiles give them (``3des``, ``aes``)."""
+
+    TDES = "3des"
+    AES = "aes"
+
+    @property
+    def block_size(self) -> int:
+        """Block length in bytes: 8 for 3DES, 16 for AES."""
+        return 8 if self is BlockAlgorithm.TDES else 16
+
+    @property
+    def key_sizes(self) -> tuple[int, ...]:
+        """Key lengths in bytes: 2- or 3-key 3DES; AES-128, -192 or -256."""
+        return (16, 24) if self is BlockAlgorithm.TDES else (16, 24, 32)
+
+    def cipher(self, key: bytes) -> TripleDES | algorithms.AES:
+        """cryptography's algorithm object for ``key``."""
+        if self is BlockAlgorithm.TDES:
+            return triple_des(key)
+        return algorithms.AES(key)
 
 
 def triple_des(key: bytes) -> TripleDES:
-    """3DES with a 2-key (K1 K2, expanded to K1 K2 K1) or 3-key bundle (ISO/IEC 18033-3)."""
+    """3DES with a 2-key (K1 K2, used as K1 K2 K1) or 3-key bundle (ISO/IEC 18033-3)."""
     if len(key) == 16:
         key = key + key[:8]
     if len(key) != 24:
@@ -15,58 +54,64 @@ def triple_des(key: bytes) -> TripleDES:
     return TripleDES(key)
 
 
-def block_cipher(algorithm: str, key: bytes) -> TripleDES | algorithms.AES:
-    """``3des`` or ``aes`` by name, as profiles give them."""
-    if algorithm == "3des":
-        return triple_des(key)
-    if algorithm == "aes":
-        return algorithms.AES(key)
-    raise ValueError(f"unknown block cipher {algorithm!r}")
+def _check_blocks(algorithm: BlockAlgorithm, iv: bytes, data: bytes) -> None:
+    n = algorithm.block_size
+    if len(iv) != n or len(data) % n:
+        raise ValueError(f"CBC needs a {n}-byte IV and whole {n}-byte blocks")
 
 
-def ecb_encryptor(algorithm: str, key: bytes) -> CipherContext:
-    """One-block ECB encryption, as EXTERNAL AUTHENTICATE uses it (ISO 7816-4 §11.5.4)."""
-    return Cipher(block_cipher(algorithm, key), modes.ECB()).encryptor()  # noqa: S305
+def cbc_encrypt(algorithm: BlockAlgorithm, key: bytes, iv: bytes, data: bytes) -> bytes:
+    """CBC encryption of whole blocks, no padding (ISO/IEC 10116:2017 §7)."""
+    _check_blocks(algorithm, iv, data)
+    encryptor = Cipher(algorithm.cipher(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
 
 
-def cbc(algorithm: str, key: bytes, iv: bytes, encrypt: bool) -> CipherContext:
-    cipher = Cipher(block_cipher(algorithm, key), modes.CBC(iv))
-    return cipher.encryptor() if encrypt else cipher.decryptor()
+def cbc_decrypt(algorithm: BlockAlgorithm, key: bytes, iv: bytes, data: bytes) -> bytes:
+    """CBC decryption of whole blocks, no padding removed (ISO/IEC 10116:2017 §7)."""
+    _check_blocks(algorithm, iv, data)
+    decryptor = Cipher(algorithm.cipher(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
 
 
-class BlockCipher:
-    """CBC on top of long-lived ECB contexts, for the short messages cards protect.
+def encrypt_block(algorithm: BlockAlgorithm, key: bytes, block: bytes) -> bytes:
+    """One block enciphered on its own (ECB of a single block): EXTERNAL AUTHENTICATE's
+    response to a challenge (ISO/IEC 7816-4:2020 §11.5.4) and the AES secure-messaging IV
+    E(KS_enc, SSC) (ICAO Doc 9303-11 §9.8.6.2)."""
+    if len(block) != algorithm.block_size:
+        raise ValueError(f"one block is {algorithm.block_size} bytes")
+    encryptor = Cipher(algorithm.cipher(key), modes.ECB()).encryptor()  # noqa: S305 - a single block
+    return encryptor.update(block) + encryptor.finalize()
 
-    A fresh cryptography context costs about 30 µs for 3DES (OpenSSL fetches the legacy
-    cipher each time), more than the few blocks of a PIN cryptogram take to process. This
-    keeps one ECB encryptor and one decryptor per key and chains the blocks itself
-    (CBC: C_i = E(P_i xor C_i-1), ISO/IEC 10116 §7). Not thread-safe: one per card.
+
+def pad_iso9797_m2(data: bytes, block: int) -> bytes:
+    """ISO/IEC 9797-1:2011 padding method 2: ``80`` then ``00`` up to a block boundary."""
+    data += b"\x80"
+    return data + bytes(-len(data) % block)
+
+
+def retail_mac(key: bytes, data: bytes) -> bytes:
+    """ISO/IEC 9797-1:2011 MAC algorithm 3 with DES and a 16-byte key K1 || K2.
+
+    ``data`` must already be padded to whole 8-byte blocks. The MAC is DES-CBC under K1 over
+    the blocks, with the last block's output then deciphered under K2 and enciphered under
+    K1 again. Enciphering the last block under K1, deciphering under K2 and enciphering
+    under K1 is 2-key 3DES (K1 K2 K1), so the MAC is DES-CBC(K1) over all blocks but the
+    last, continued by one block of 3DES-CBC(K1 K2) from that chaining value.
     """
+    if len(key) != 16:
+        raise ValueError("the retail MAC key is 16 bytes (K1 || K2)")
+    if not data or len(data) % 8:
+        raise ValueError("the retail MAC needs padded data: whole 8-byte blocks")
+    k1 = key[:8]
+    chaining = bytes(8)
+    if len(data) > 8:
+        chaining = cbc_encrypt(BlockAlgorithm.TDES, k1 * 3, chaining, data[:-8])[-8:]  # DES = 3DES K1 K1 K1
+    return cbc_encrypt(BlockAlgorithm.TDES, key, chaining, data[-8:])
 
-    def __init__(self, algorithm: str, key: bytes) -> None:
-        cipher = Cipher(block_cipher(algorithm, key), modes.ECB())  # noqa: S305 - CBC is built on it
-        self._encrypt = cipher.encryptor().update
-        self._decrypt = cipher.decryptor().update
-        self.block = 8 if algorithm == "3des" else 16
 
-    def _check(self, iv: bytes, data: bytes) -> int:
-        n = self.block
-        if len(iv) != n or len(data) % n:
-            raise ValueError(f"CBC needs a {n}-byte IV and whole {n}-byte blocks")
-        return n
-
-    def cbc_encrypt(self, iv: bytes, data: bytes) -> bytes:
-        n = self._check(iv, data)
-        encrypt, out = self._encrypt, []
-        previous = int.from_bytes(iv, "big")
-        for i in range(0, len(data), n):
-            block = encrypt((int.from_bytes(data[i : i + n], "big") ^ previous).to_bytes(n, "big"))
-            previous = int.from_bytes(block, "big")
-            out.append(block)
-        return b"".join(out)
-
-    def cbc_decrypt(self, iv: bytes, data: bytes) -> bytes:
-        # P_i = D(C_i) xor C_i-1: every block deciphered in one call, then one wide XOR.
-        n = self._check(iv, data)
-        chained = int.from_bytes(iv + data[:-n], "big") if data else 0
-        return (int.from_bytes(self._decrypt(data), "big") ^ chained).to_bytes(len(data), "big")
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    """AES-CMAC, the full 16 bytes (NIST SP 800-38B; RFC 4493)."""
+    mac = CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()

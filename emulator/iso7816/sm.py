@@ -1,11 +1,11 @@
-"""ISO/IEC 7816-4 secure messaging as ICAO Doc 9303-11 §9.8 profiles it (3DES and AES).
+"""ISO/IEC 7816-4:2020 secure messaging (§10) as ICAO Doc 9303-11 §9.8 profiles it (3DES and AES).
 
 Protected commands carry the data encrypted in DO '87' (DO '85' for odd INS), the expected
 length in DO '97' and a cryptographic checksum in DO '8E'; protected responses carry DO
-'87', the status word in DO '99' and DO '8E' (ISO 7816-4 §10.2-§10.4). A send sequence
+'87', the status word in DO '99' and DO '8E' (ISO/IEC 7816-4:2020 §10). A send sequence
 counter (SSC) is incremented before each command and each response and enters every MAC.
 
-- 3DES (BAC, 9303-11 §9.8.6.1): 3DES-CBC with a zero IV; ISO/IEC 9797-1 MAC algorithm 3
+- 3DES (BAC, 9303-11 §9.8.6.1): 3DES-CBC with a zero IV; ISO/IEC 9797-1:2011 MAC algorithm 3
   (retail MAC) with DES; 8-byte SSC.
 - AES (PACE, 9303-11 §9.8.6.2): AES-CBC with IV = E(KS_enc, SSC); AES-CMAC truncated to
   8 bytes; 16-byte SSC.
@@ -19,58 +19,46 @@ from the other.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
+from dataclasses import dataclass, field
 
 from .apdu import CommandAPDU, ResponseAPDU
-from .crypto import cbc, triple_des
+from .crypto import BlockAlgorithm, aes_cmac, cbc_decrypt, cbc_encrypt, encrypt_block, pad_iso9797_m2, retail_mac
 from .sw import SW, CardError
 from .tlv import TLV, TLVError, parse_all
 
 
-def pad_iso9797_m2(data: bytes, block: int) -> bytes:
-    """ISO/IEC 9797-1 padding method 2: 80 then 00 up to a block boundary."""
-    data += b"\x80"
-    return data + bytes(-len(data) % block)
-
-
 def unpad_iso9797_m2(data: bytes) -> bytes:
+    """Undo ISO/IEC 9797-1:2011 padding method 2; 6988 when the padding is not there."""
     stripped = data.rstrip(b"\x00")
     if not stripped.endswith(b"\x80"):
         raise CardError(SW.INCORRECT_SM_DATA_OBJECTS, "bad padding in DO 87")
     return stripped[:-1]
 
 
-def _des(key8: bytes, data: bytes, encrypt: bool) -> bytes:
-    """Single DES, as 3DES with K1 = K2 = K3."""
-    cipher = Cipher(triple_des(key8 * 3), modes.ECB())  # noqa: S305 - one block of the retail MAC
-    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
-    return ctx.update(data) + ctx.finalize()
-
-
-def retail_mac(key: bytes, data: bytes) -> bytes:
-    """ISO/IEC 9797-1 MAC algorithm 3 with DES: CBC under K1, then D(K2), E(K1) on the last
-    block. ``data`` must already be padded."""
-    k1, k2 = key[:8], key[8:16]
-    enc = Cipher(triple_des(k1 * 3), modes.CBC(bytes(8))).encryptor()
-    last = (enc.update(data) + enc.finalize())[-8:]
-    return _des(k1, _des(k2, last, encrypt=False), encrypt=True)
-
-
-@dataclass
+@dataclass(repr=False)
 class SessionKeys:
-    """Session keys and send sequence counter of one secure-messaging session."""
+    """Session keys and send sequence counter of one secure-messaging session.
 
-    algorithm: str  # "3des" or "aes"
-    k_enc: bytes
-    k_mac: bytes
+    The keys never appear in a repr (nor, therefore, in a log line or an error).
+    """
+
+    algorithm: BlockAlgorithm
+    k_enc: bytes = field(repr=False)
+    k_mac: bytes = field(repr=False)
     ssc: int
+
+    def __post_init__(self) -> None:
+        self.algorithm = BlockAlgorithm(self.algorithm)
+        for name, key in (("k_enc", self.k_enc), ("k_mac", self.k_mac)):
+            if len(key) not in self.algorithm.key_sizes or (self.algorithm is BlockAlgorithm.TDES and len(key) != 16):
+                raise ValueError(f"{name}: wrong length for a {self.algorithm} session key")
+
+    def __repr__(self) -> str:
+        return f"SessionKeys(algorithm={self.algorithm.value!r}, keys=<redacted>)"
 
     @property
     def block(self) -> int:
-        return 8 if self.algorithm == "3des" else 16
+        return self.algorithm.block_size
 
     def ssc_bytes(self) -> bytes:
         return self.ssc.to_bytes(self.block, "big")
@@ -79,29 +67,26 @@ class SessionKeys:
         self.ssc = (self.ssc + 1) % (1 << (8 * self.block))
 
     def mac(self, data: bytes) -> bytes:
-        """The 8-byte checksum over SSC || data (data not yet padded)."""
+        """The 8-byte checksum over SSC || data (data not yet padded): retail MAC for 3DES
+        (9303-11 §9.8.6.1), AES-CMAC truncated to 8 bytes for AES (§9.8.6.2)."""
         message = pad_iso9797_m2(self.ssc_bytes() + data, self.block)
-        if self.algorithm == "3des":
+        if self.algorithm is BlockAlgorithm.TDES:
             return retail_mac(self.k_mac, message)
-        c = CMAC(algorithms.AES(self.k_mac))
-        c.update(message)
-        return c.finalize()[:8]
+        return aes_cmac(self.k_mac, message)[:8]
 
     def _iv(self) -> bytes:
-        if self.algorithm == "3des":
+        """Zero for 3DES (§9.8.6.1); E(KS_enc, SSC) for AES (§9.8.6.2)."""
+        if self.algorithm is BlockAlgorithm.TDES:
             return bytes(8)
-        enc = Cipher(algorithms.AES(self.k_enc), modes.ECB()).encryptor()  # noqa: S305 - IV derivation
-        return enc.update(self.ssc_bytes()) + enc.finalize()
+        return encrypt_block(self.algorithm, self.k_enc, self.ssc_bytes())
 
     def encrypt(self, data: bytes) -> bytes:
-        ctx = cbc(self.algorithm, self.k_enc, self._iv(), encrypt=True)
-        return ctx.update(pad_iso9797_m2(data, self.block)) + ctx.finalize()
+        return cbc_encrypt(self.algorithm, self.k_enc, self._iv(), pad_iso9797_m2(data, self.block))
 
     def decrypt(self, data: bytes) -> bytes:
         if not data or len(data) % self.block:
             raise CardError(SW.INCORRECT_SM_DATA_OBJECTS, "cryptogram length is not a block multiple")
-        ctx = cbc(self.algorithm, self.k_enc, self._iv(), encrypt=False)
-        return unpad_iso9797_m2(ctx.update(data) + ctx.finalize())
+        return unpad_iso9797_m2(cbc_decrypt(self.algorithm, self.k_enc, self._iv(), data))
 
 
 def _le_bytes(ne: int, extended: bool) -> bytes:
@@ -111,10 +96,16 @@ def _le_bytes(ne: int, extended: bool) -> bytes:
 
 
 class CardSession:
-    """The card side: unwrap protected commands, wrap responses (ISO 7816-4 §10)."""
+    """The card side: unwrap protected commands, wrap responses (ISO/IEC 7816-4:2020 §10).
+
+    Install one on a channel with :meth:`eidemu.emulator.cardos.card.Channel.start_secure_messaging`.
+    """
 
     def __init__(self, keys: SessionKeys) -> None:
         self.keys = keys
+
+    def __repr__(self) -> str:
+        return f"CardSession({self.keys!r})"
 
     def unwrap(self, cmd: CommandAPDU) -> CommandAPDU:
         keys = self.keys
@@ -161,6 +152,9 @@ class TerminalSession:
 
     def __init__(self, keys: SessionKeys) -> None:
         self.keys = keys
+
+    def __repr__(self) -> str:
+        return f"TerminalSession({self.keys!r})"
 
     def wrap(self, cmd: CommandAPDU) -> CommandAPDU:
         keys = self.keys

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import IO, Any
 
-from .apdu import CommandAPDU
+from .apdu import ClassByte, CommandAPDU
 from .sw import CardError, describe_ins, describe_sw
 
 SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D})
@@ -63,9 +63,8 @@ def describe_command(command: bytes) -> dict[str, Any]:
     if len(command) < 4:
         return {"ins": "MALFORMED"}
     info: dict[str, Any] = {"ins": describe_ins(command[1])}
-    cla = command[0]
-    if cla & 0x80 == 0:
-        info["channel"] = cla & 0x03 if cla & 0x40 == 0 else 4 + (cla & 0x0F)
+    if command[0] < 0x80:
+        info["channel"] = ClassByte.decode(command[0]).channel
     return info
 
 

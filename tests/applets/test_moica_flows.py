@@ -302,15 +302,52 @@ def test_a_stale_profile_is_refused(tmp_path: Path) -> None:
     other = (FIXTURES / "pki" / "identities" / "g2-valid-2" / "sign.key.pem").as_posix()
     assert own in text
     (tmp_path / "stale.yaml").write_text(text.replace(own, other), "utf-8")
-    with pytest.raises(ProfileError, match="does not match key 05"):
+    with pytest.raises(
+        ProfileError, match=r"default_application\.options\.keys\[1\]: record 7 of 3F00/5030/0810 does not match key 05"
+    ):
         load_profile(tmp_path / "stale.yaml")
 
 
-def test_profile_option_errors_are_one_line(tmp_path: Path) -> None:
-    text = _relocated_profile_text().replace("    pin: 01\n", "    pin: 01\n    colour: blue\n")
-    (tmp_path / "bad.yaml").write_text(text, "utf-8")
-    with pytest.raises(ProfileError, match="unknown option 'colour'"):
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("    pin: 01\n", "    pin: 01\n    colour: blue\n", "default_application.options: unknown option 'colour'"),
+        (
+            "    transport_key: 4D4F4943412D544553542D4F4E4C5921",
+            "    transport_key: 0011",
+            "default_application.options.transport_key: the transport key is a 2-key 3DES key of 16 bytes",
+        ),
+        (
+            "    transport_key: 4D4F4943412D544553542D4F4E4C5921",
+            "    transport_key: 4D4G",
+            "default_application.options.transport_key: not a hex string",
+        ),
+        ("    pin: 01\n", "    pin: 09\n", "default_application.options.pin: PIN 09 is not defined in the profile"),
+        (
+            "        usage: sign\n",
+            "        usage: stamp\n",
+            "default_application.options.keys[1].usage: must be one of sign, decrypt",
+        ),
+        (
+            "        id: KEYX\n",
+            "",
+            "default_application.options.keys[0]: missing required option 'id'",
+        ),
+        (
+            "sign.key.pem",
+            "nowhere.key.pem",
+            "default_application.options.keys[1].private_key: cannot load nowhere.key.pem",
+        ),
+    ],
+)
+def test_profile_option_errors_name_the_place_in_one_line(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = _relocated_profile_text()
+    assert old in text
+    (tmp_path / "bad.yaml").write_text(text.replace(old, new), "utf-8")
+    with pytest.raises(ProfileError) as info:
         load_profile(tmp_path / "bad.yaml")
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 'bad.yaml'}: {message}")
 
 
 @pytest.mark.parametrize("slug", ["g2-valid-1", "g2-valid-2", "g3-valid-1", "g2-revoked", "g2-expired", "lookalike"])

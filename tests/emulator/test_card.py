@@ -117,8 +117,8 @@ def test_power_cycle_and_reset_clear_volatile_state(send, card):
 
 
 class Exploding(Application):
-    def __init__(self, card, df, aid=b"", options=None, base_dir=None):
-        super().__init__(card, df, aid, options, base_dir)
+    def __init__(self, card, df, aid=b"", options=None):
+        super().__init__(card, df, aid, options)
         self.handlers[0x01] = self.boom
 
     def boom(self, cmd: CommandAPDU, channel) -> bytes:
@@ -155,12 +155,12 @@ def test_secure_messaging_layer_hook(card):
     send = Terminal(card)
     assert send.sw("0CA4000C023F00") == 0x6882  # SM bits without a session
     session = Counting()
-    card.channels[0].sm = session
+    card.channels[0].start_secure_messaging(session)
     assert send("0CA4000C023F00") == (b"W", 0x9000)
     assert session.unwrapped == 1
     assert send("0CA4000C03626164") == (b"", 0x6988)  # SM error: plain answer, session ended
     assert card.channels[0].sm is None
-    card.channels[0].sm = session
+    card.channels[0].start_secure_messaging(session)
     assert send("00A4000C023F00") == (b"", 0x9000)  # a plain command ends the session
     assert card.channels[0].sm is None
 
@@ -174,7 +174,7 @@ def test_always_get_response_mode(card, always):
 
 
 class OwnDispatch(Application):
-    """An application that dispatches itself (overrides process, no tables)."""
+    """An application that dispatches itself (overrides process)."""
 
     def __init__(self, card, df):
         super().__init__(card, df)
@@ -186,9 +186,9 @@ class OwnDispatch(Application):
         return b"own"
 
 
-def test_dispatch_tables_are_live_and_process_keeps_control(card):
+def test_handlers_are_live_and_process_keeps_control(card):
     send = Terminal(card)
-    assert send("00A4000C023F00") == (b"", 0x9000)  # powered: the tables are built
+    assert send("00A4000C023F00") == (b"", 0x9000)
     card.default_app.handlers[0x01] = lambda cmd, channel: b"late"
     assert send("0001000000") == (b"late", 0x9000)  # a handler added after power-on is seen
     assert send("80010000") == (b"", 0x6E00)  # the class rule still applies
@@ -198,7 +198,6 @@ def test_dispatch_tables_are_live_and_process_keeps_control(card):
     own = OwnDispatch(card, card.mf)
     card.set_default_application(own)
     card.reset()
-    assert own.handler_tables() == {}
     assert send("00CA000000") == (b"own", 0x9000)  # its process(), not its handlers table
     assert own.seen == [0xCA]
 

@@ -1,8 +1,16 @@
 """ISO 7816-4 commands on the iso-demo profile: exact bytes and status words."""
 
-from eidemu.emulator.iso7816.crypto import ecb_encryptor
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from .conftest import PIN_BAD, PIN_OK
+
+
+def tdes_ecb(key: bytes, block: bytes) -> bytes:
+    """The terminal's side of EXTERNAL AUTHENTICATE, straight from cryptography (2-key 3DES)."""
+    encryptor = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
 
 SELECT_APP = "00A4040C07A0000002471001"
 
@@ -162,13 +170,11 @@ def test_external_authenticate_opens_admin_file(send, card):
     assert send.sw("00B0000004") == 0x6982
     assert send.sw("0082000108" + "00" * 8) == 0x6985  # no challenge yet
     challenge, _ = send("0084000008")
-    enc = ecb_encryptor("3des", key)
-    response = enc.update(challenge) + enc.finalize()
+    response = tdes_ecb(key, challenge)
     assert send.sw("0082000108" + bytes(8).hex()) == 0x6300  # wrong answer: authentication failed
     assert send.sw("0082000108" + response.hex()) == 0x6985  # and the challenge is used up
     challenge, _ = send("0084000008")
-    enc = ecb_encryptor("3des", key)
-    response = enc.update(challenge) + enc.finalize()
+    response = tdes_ecb(key, challenge)
     assert send.sw("0082000108" + response.hex()) == 0x9000
     assert send("00B0000004") == (bytes.fromhex("00112233"), 0x9000)
     assert send.sw("0082000208" + response.hex()) == 0x6A88
@@ -240,8 +246,8 @@ def test_reset_retry_counter_with_admin_key(send, card):
         send(PIN_BAD)
     assert send.sw("002C0301") == 0x6982  # unblock condition auth:01 not met
     challenge, _ = send("0084000008")
-    enc = ecb_encryptor("3des", bytes.fromhex("404142434445464748494A4B4C4D4E4F"))
-    assert send.sw("0082000108" + (enc.update(challenge) + enc.finalize()).hex()) == 0x9000
+    response = tdes_ecb(bytes.fromhex("404142434445464748494A4B4C4D4E4F"), challenge)
+    assert send.sw("0082000108" + response.hex()) == 0x9000
     assert send.sw("002C0301") == 0x9000
     assert send.sw("00200001") == 0x63C3
     assert send.sw("002C020108 3939393939393939".replace(" ", "")) == 0x9000  # P1=02: new PIN

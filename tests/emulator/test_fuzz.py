@@ -42,7 +42,8 @@ from hypothesis.errors import InvalidArgument
 
 from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.cardos.security import Pin
-from eidemu.emulator.iso7816.apdu import CommandAPDU
+from eidemu.emulator.iso7816.apdu import ClassByte, CommandAPDU
+from eidemu.emulator.iso7816.sw import CardError
 from eidemu.emulator.profile import load_profile
 
 T = TypeVar("T")
@@ -366,17 +367,19 @@ class CardChecker:
         """Effective command data (a chain's earlier parts included) and authenticated keys."""
         if len(raw) < 4:
             return b"", set()
-        cla = raw[0]
-        number = (cla & 0x03) if not cla & 0x40 else 4 + (cla & 0x0F)
-        channel = self.card.channels.get(number) if not cla & 0x80 else self.card.channels.get(0)
+        try:
+            number = ClassByte.decode(raw[0]).channel
+        except CardError:
+            return b"", set()
+        channel = self.card.channels.get(number)
         if channel is None:
             return b"", set()
         try:
             data = CommandAPDU.parse(raw).data
         except Exception:
             data = b""
-        if channel.chain_header is not None:
-            data = bytes(channel.chain_data) + data
+        if channel.chain is not None:
+            data = bytes(channel.chain.data) + data
         return data, set(channel.security.authenticated_keys)
 
     def _check_response(self, raw: bytes, response: bytes) -> int:

@@ -59,6 +59,14 @@ def load_text(tmp_path, text, name="p.yaml"):
             "applications[0].df: no such DF in the file tree",
         ),
         (BASE + "data_objects:\n  5F52: XX\n", "data_objects.5F52: not a hex string"),
+        (
+            BASE + "applications:\n  - {aid: A000000001, type: iso, options: {colour: red}}\n",
+            "applications[0].options: unknown option 'colour' (allowed: none)",
+        ),
+        (
+            BASE + "default_application: {type: iso, options: [1, 2]}\n",
+            "default_application.options: expected a mapping, found list",
+        ),
         (BASE + "get_response: sometimes\n", "get_response: must be 'auto' or 'always'"),
         ("eidemu_profile: 1\natr: [3B\n", "line 3, column 1: syntax error"),
     ],

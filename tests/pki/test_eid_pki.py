@@ -31,7 +31,7 @@ from eidemu.cli import main
 from eidemu.emulator.pki import eid
 from eidemu.emulator.pki.identities import Identity
 from eidemu.emulator.pki.store import EidPki, PkiLayoutError, TestPki
-from eidemu.emulator.profile import ProfileError, load_profile, parse_document
+from eidemu.emulator.profile import load_profile, parse_document
 
 from .conftest import COMMITTED_PKI
 
@@ -403,13 +403,10 @@ def test_profile_names_the_chip_files(chip: str) -> None:
 
 
 @pytest.mark.parametrize("chip", CHIPS)
-def test_profile_loads_once_the_emrtd_applet_exists(chip: str) -> None:
-    try:
-        load_profile(PROFILES / f"eid-{chip}.yaml")
-    except ProfileError as exc:
-        if "unknown application type 'emrtd'" in str(exc):
-            pytest.skip("the emrtd application type is not implemented yet")
-        raise
+def test_profile_loads_and_builds_the_emrtd_applet(chip: str) -> None:
+    card = load_profile(PROFILES / f"eid-{chip}.yaml").build()
+    app = card.applications[bytes.fromhex("A0000002471001")]
+    assert app.type_name == "emrtd" and card.default_app is app
 
 
 def test_store_loads_the_eid_pki(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ Options (each off by default):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from eidemu.emulator.applets import APPLICATION_TYPES
 from eidemu.emulator.cardos.card import Channel
 from eidemu.emulator.cardos.commands import IsoApplication
@@ -21,27 +23,36 @@ from eidemu.emulator.iso7816.apdu import CommandAPDU
 from eidemu.emulator.iso7816.sw import CardError, verify_failed
 
 
+@dataclass(frozen=True)
+class BrokenOptions:
+    wrong_sw_ins: int | None = None
+    wrong_sw: str = "6F00"
+    pin_no_decrement: bool = False
+    truncate_read_binary: bool = False
+
+
 class BrokenIsoApplication(IsoApplication):
     """:class:`IsoApplication` with the defects its options switch on."""
 
     type_name = "test-broken-iso"
+    options_type = BrokenOptions
+    options: BrokenOptions
 
     def process(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        wrong_ins = self.options.get("wrong_sw_ins")
-        if wrong_ins is not None and cmd.ins == int(str(wrong_ins), 16):
-            raise CardError(int(str(self.options["wrong_sw"]), 16))
+        if self.options.wrong_sw_ins is not None and cmd.ins == self.options.wrong_sw_ins:
+            raise CardError(int(self.options.wrong_sw, 16))
         return super().process(cmd, channel)
 
     def read_binary(self, cmd: CommandAPDU, channel: Channel) -> bytes:
         data = super().read_binary(cmd, channel)
-        return data[:-1] if self.options.get("truncate_read_binary") else data
+        return data[:-1] if self.options.truncate_read_binary else data
 
     def verify_pin(self, pin: Pin, candidate: bytes, channel: Channel) -> bytes:
         before = pin.remaining
         try:
             return super().verify_pin(pin, candidate, channel)
         except CardError as exc:
-            if self.options.get("pin_no_decrement") and candidate and exc.sw & 0xFFF0 == 0x63C0:
+            if self.options.pin_no_decrement and candidate and exc.sw & 0xFFF0 == 0x63C0:
                 pin.remaining = before
                 raise verify_failed(before) from None
             raise
