@@ -328,8 +328,10 @@ class Card:
 
     def process_apdu(self, raw: bytes) -> bytes:
         """The layers of the module docstring, in order. A step that has nothing to do for
-        a command is not entered: card-level handling only for GET RESPONSE, MANAGE
-        CHANNEL, chains and pending data; response chaining only for data beyond Ne."""
+        a command is not entered: secure messaging only for a protected command or on a
+        channel with a session (a plain command just has its class normalised); card-level
+        handling only for GET RESPONSE, MANAGE CHANNEL, chains and pending data; response
+        chaining only for data beyond Ne."""
         if not self.powered:
             self.power_on()
         try:
@@ -342,7 +344,12 @@ class Card:
             return _status_bytes(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         session = channel.sm if cla.secure_messaging else None
         try:
-            command = self.unwrap_command(cmd, cla, channel)
+            if cla.secure_messaging or channel.sm is not None:
+                command = self.unwrap_command(cmd, cla, channel)
+            elif cmd.cla != cla.application_class:
+                command = cmd._replace(cla=cla.application_class)
+            else:
+                command = cmd
             if command.ins in _CARD_LEVEL_INS or cla.chained or channel.pending or channel.chain is not None:
                 outcome = self.card_level_command(command, cla, channel)
             else:
