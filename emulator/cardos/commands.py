@@ -173,6 +173,7 @@ class IsoApplication(Application):
     def _transparent_target(self, cmd: CommandAPDU, channel: Channel) -> tuple[TransparentEF, int]:
         """P1 b8 = 1: SFI in P1 b5-b1 and an 8-bit offset; else a 15-bit offset (§11.2)."""
         p1 = cmd.p1
+        ef: EF | None
         if p1 & 0x80:
             if p1 & 0x60:
                 raise CardError(SW.INCORRECT_P1_P2)
