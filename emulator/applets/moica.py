@@ -62,6 +62,8 @@ CLA_PROPRIETARY = 0x80
 CLA_PROTECTED = 0x8C
 CLA_INTERINDUSTRY = 0x00
 
+_TDES = BlockAlgorithm.TDES  # bound once: Enum class attribute look-ups are slow in Python 3.11
+
 INS_PRIVATE_OPERATION = 0xEA
 INS_FETCH_RESULT = 0xC1
 
@@ -140,13 +142,13 @@ class TransportCipher:
     def mac(self, iv: bytes, data: bytes) -> bytes:
         """The scheme's CBC-MAC, computed as the scheme defines it: the last block of
         3DES-CBC(K, IV, PKCS7(data)), chained from the IV."""
-        return cbc_encrypt(BlockAlgorithm.TDES, self.key, iv, pkcs7_pad(data))[-8:]
+        return cbc_encrypt(_TDES, self.key, iv, pkcs7_pad(data))[-8:]
 
     def protect(self, iv: bytes, plain: bytes) -> bytes:
         """The cryptogram C of ``plain`` (the host side of the exchange)."""
         if len(iv) != 8:
             raise ValueError("the IV is 8 bytes")
-        return cbc_encrypt(BlockAlgorithm.TDES, self.key, iv, pkcs7_pad(plain + self.mac(iv, plain)))
+        return cbc_encrypt(_TDES, self.key, iv, pkcs7_pad(plain + self.mac(iv, plain)))
 
     def unprotect(self, iv: bytes, cryptogram: bytes, plain_length: int) -> bytes:
         """The protected ``plain_length`` bytes, or CardError 6988 if the cryptogram is not one.
@@ -157,7 +159,7 @@ class TransportCipher:
         """
         if len(cryptogram) % 8 or not cryptogram or len(iv) != 8:
             raise CardError(SW.WRONG_LENGTH, "cryptogram is not a whole number of 3DES blocks")
-        body = pkcs7_unpad(cbc_decrypt(BlockAlgorithm.TDES, self.key, iv, cryptogram))
+        body = pkcs7_unpad(cbc_decrypt(_TDES, self.key, iv, cryptogram))
         ok = body is not None and len(body) == plain_length + 8
         plain = body[:plain_length] if ok and body is not None else bytes(plain_length)
         expected = self.mac(iv, plain)

@@ -157,8 +157,6 @@ class IsoApplication(Application):
 
     def check_access(self, f: File, operation: AccessOperation, channel: Channel) -> None:
         """6982 unless the channel's security status satisfies the file's rule (§9)."""
-        if operation is READ and operation not in f.access:
-            return  # reads are allowed unless a rule says otherwise (File.rule)
         if not f.rule(operation).satisfied_by(channel.security):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, f"{operation} of {f.path} not allowed")
 
@@ -175,13 +173,16 @@ class IsoApplication(Application):
     def _transparent_target(self, cmd: CommandAPDU, channel: Channel) -> tuple[TransparentEF, int]:
         """P1 b8 = 1: SFI in P1 b5-b1 and an 8-bit offset; else a 15-bit offset (§11.2)."""
         p1 = cmd.p1
+        ef: EF | None
         if p1 & 0x80:
             if p1 & 0x60:
                 raise CardError(SW.INCORRECT_P1_P2)
             ef = self._ef_from_sfi(p1 & 0x1F, channel)
             offset = cmd.p2
         else:
-            ef = self._current_ef(channel)
+            ef = channel.current_ef
+            if ef is None:
+                raise CardError(SW.COMMAND_NOT_ALLOWED_NO_CURRENT_EF, "no current EF")
             offset = ((p1 & 0x7F) << 8) | cmd.p2
         if not isinstance(ef, TransparentEF):
             raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE_STRUCTURE)
@@ -198,7 +199,8 @@ class IsoApplication(Application):
         return self._read(ef, offset, cmd.ne, channel)
 
     def _read(self, ef: TransparentEF, offset: int, ne: int, channel: Channel) -> bytes:
-        self.check_access(ef, READ, channel)
+        if READ in ef.access:  # reads are allowed unless a rule says otherwise (File.rule)
+            self.check_access(ef, READ, channel)
         chunk, short = ef.read(offset, ne)
         if short:
             # §11.2: end of file reached before reading Ne bytes; data still returned (6282).

@@ -14,6 +14,7 @@ from ..iso7816.tlv import TLV
 from .security import ALWAYS, NEVER, AccessCondition, AccessOperation
 
 MF_FID = 0x3F00
+_READ = AccessOperation.READ  # bound once: Enum class attribute look-ups are slow in Python 3.11
 
 
 @dataclass(eq=False)
@@ -28,7 +29,7 @@ class File:
 
     def rule(self, operation: AccessOperation) -> AccessCondition:
         """The condition for an operation; reads default to always, updates to never."""
-        default = ALWAYS if operation is AccessOperation.READ else NEVER
+        default = ALWAYS if operation is _READ else NEVER
         return self.access.get(operation, default)
 
     @property

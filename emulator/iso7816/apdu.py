@@ -150,16 +150,13 @@ class ClassByte:
     channel: int
     secure_messaging: bool
     chained: bool
+    application_class: int
+    """The class byte an application sees once the OS has consumed channel, SM and
+    chaining: ``00`` for every interindustry class, proprietary ones unchanged."""
 
     @property
     def interindustry(self) -> bool:
         return self.value < 0x80
-
-    @property
-    def application_class(self) -> int:
-        """The class byte an application sees once the OS has consumed channel, SM and
-        chaining: ``00`` for every interindustry class, proprietary ones unchanged."""
-        return 0 if self.value < 0x80 else self.value
 
     @classmethod
     def decode(cls, cla: int) -> ClassByte:
@@ -174,10 +171,10 @@ class ClassByte:
         if cla == 0xFF:
             return None
         if cla & 0x80:
-            return cls(cla, 0, False, False)
+            return cls(cla, 0, False, False, cla)
         if cla & 0x40:
-            return cls(cla, 4 + (cla & 0x0F), bool(cla & 0x20), bool(cla & 0x10))
-        return cls(cla, cla & 0x03, bool(cla & 0x0C), bool(cla & 0x10))
+            return cls(cla, 4 + (cla & 0x0F), bool(cla & 0x20), bool(cla & 0x10), 0x00)
+        return cls(cla, cla & 0x03, bool(cla & 0x0C), bool(cla & 0x10), 0x00)
 
 
 # All 256 decodings, made once: decoding is a table look-up on the per-APDU path.
