@@ -59,7 +59,7 @@ class SecureMessagingKeys:
 
     def session_keys(self) -> SessionKeys:
         """A fresh, mutable SSC holder of the shared secure-messaging core."""
-        return SessionKeys(self.cipher.algorithm, self.ks_enc, self.ks_mac, self.ssc)
+        return SessionKeys(BlockAlgorithm(self.cipher.algorithm), self.ks_enc, self.ks_mac, self.ssc)
 
     def chip_session(self) -> CardSession:
         """The chip's side of the session: unwrap commands, wrap responses."""
