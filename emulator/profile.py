@@ -573,6 +573,12 @@ def check_profile(profile: Profile) -> list[str]:
     card = _build_card(profile)
     source, base = str(profile.path), profile.path.parent
     problems: list[str] = []
+    granted = frozenset().union(
+        *(app.granted_authentications() for app in (card.default_app, *card.applications.values()))
+    )
+    # Shipped profiles may share the shipped data beside them (the TEST PKI's chip files).
+    shipped = fixture_path()
+    content_root = shipped if is_inside(profile.path, shipped) else base
 
     def note(where: str, message: str) -> None:
         problems.append(f"{source}: {where or 'top level'}: {message}")
@@ -585,12 +591,12 @@ def check_profile(profile: Profile) -> list[str]:
         for cond in (condition, *condition.alternatives):
             if cond.kind == "pin" and cond.ref not in card.pins:
                 note(where, f"names PIN {cond.ref:02X}, which the profile does not define")
-            if cond.kind == "auth" and cond.ref not in card.keys:
+            if cond.kind == "auth" and cond.ref not in card.keys and cond.ref not in granted:
                 note(where, f"names key {cond.ref:02X}, which the profile does not define")
 
     def content_file(where: str, content: object) -> None:
         if isinstance(content, dict) and isinstance(content.get("file"), str):
-            if not is_inside(base / content["file"], base):
+            if not is_inside(base / content["file"], content_root):
                 note(f"{where}.file", "content file lies outside the profile's folder")
 
     aids: dict[bytes, str] = {}

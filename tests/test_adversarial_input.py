@@ -398,7 +398,10 @@ def test_every_shipped_profile_passes_the_check(capsys):
             "applications[0].options: expected a mapping",
         ),
         ("default_application: {type: iso, options: 5}\n", "default_application.options: expected a mapping"),
-        ("default_application: {type: moica-gen1, options: {keys: 5}}\n", "default_application: moica-gen1: "),
+        (
+            "default_application: {type: moica-gen1, options: {keys: 5}}\n",
+            "default_application.options.keys: expected a list",
+        ),
     ],
 )
 def test_nested_errors_name_the_place_once(tmp_path, capsys, body, message):

@@ -342,6 +342,10 @@ class EmrtdApplication(IsoApplication):
             raise CardError(SW.CLA_NOT_SUPPORTED)
         return super().process(cmd, channel)
 
+    def granted_authentications(self) -> frozenset[int]:
+        """BAC, PACE and Chip Authentication grant ``auth:<secure_messaging_ref>``."""
+        return frozenset({self.options.secure_messaging_ref})
+
     def on_select(self, channel: Channel) -> None:
         channel.app_state = EmrtdChannelState()
 

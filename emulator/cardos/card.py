@@ -199,6 +199,12 @@ class Application:
     def reset(self) -> None:
         """Called on power-off and reset: drop any volatile state kept on the object."""
 
+    def granted_authentications(self) -> frozenset[int]:
+        """The ``auth:<ref>`` references this application grants by a protocol of its own
+        rather than through a key object of the profile (a secure-messaging session, for
+        example); ``profile check`` accepts access rules that name them."""
+        return frozenset()
+
 
 class Card:
     """An emulated card: ATR, file system, security objects, applications, channels.

@@ -65,9 +65,15 @@ os.environ["PCSCLITE_CSOCK_NAME"] = str(RUN_DIR / "sock" / "pcscd.comm")
 def pcsc_tools_env(**extra: str) -> dict[str, str]:
     """The environment for pcsc-tools (pcsc_scan): a HOME of the test run's own. pcsc_scan
     looks an unknown ATR up online and, offline, leaves an empty ~/.cache/smartcard_list.txt
-    that hides the system list from every later run; this keeps the user's HOME clean."""
+    that hides the system list from every later run; this keeps the user's HOME clean and
+    gives the run a fresh copy of the system list, so no download is attempted."""
     home = RUN_DIR / "home"
-    home.mkdir(exist_ok=True)
+    cached = home / ".cache" / "smartcard_list.txt"
+    if not cached.exists():
+        # A fresh copy of Debian's list: fresh, so ATR_analysis does not try to download one.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        system_list = Path("/usr/share/pcsc/smartcard_list.txt")
+        cached.write_bytes(system_list.read_bytes() if system_list.exists() else b"")
     return dict(os.environ, HOME=str(home), **extra)
 
 

@@ -315,7 +315,7 @@ class _Throughput:
         rate = self.done / (now - self.started)
         left = (self.total - self.done) / rate
         print(
-            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests/s, about {left:.0f} s left",
+            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests a second, about {left:.0f} s left",
             file=sys.stderr,
             flush=True,
         )
