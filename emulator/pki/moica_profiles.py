@@ -19,15 +19,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from asn1crypto import pem, x509
+from asn1crypto import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from eidemu.fixtures import fixture_path
 
 from ..applets.moica import ATR_GEN1, DEFAULT_TRANSPORT_KEY, public_key_records
 from ..formats import pkcs15
+from .store import TestPki
 
 FIXTURES = fixture_path()
 
@@ -67,30 +70,23 @@ class Identity:
         return str(self.info["card_number"])
 
 
-def _read_cert(path: Path) -> x509.Certificate:
-    data = path.read_bytes()
-    if pem.detect(data):
-        _, _, data = pem.unarmor(data)
-    return x509.Certificate.load(data)
+def _asn1(cert: Any) -> x509.Certificate:
+    """asn1crypto's view of a certificate of the PKI store (the encoders here need it)."""
+    return x509.Certificate.load(cert.public_bytes(Encoding.DER))
 
 
 def load_identity(pki_dir: Path, slug: str) -> Identity:
-    """Read ``<pki>/identities/<slug>`` and find its chain among ``<pki>/ca/*.cert.pem``."""
-    directory = pki_dir / "identities" / slug
-    info = json.loads((directory / "identity.json").read_text(encoding="utf-8"))
-    sign_cert = _read_cert(directory / "sign.cert.pem")
-    enc_cert = _read_cert(directory / "enc.cert.pem")
-    cas = [_read_cert(p) for p in sorted((pki_dir / "ca").glob("*.cert.pem"))]
-
-    def issuer_of(cert: x509.Certificate) -> x509.Certificate:
-        for ca in cas:
-            if ca.subject == cert.issuer and ca.key_identifier in (None, cert.authority_key_identifier):
-                return ca
-        raise ValueError(f"{slug}: no CA certificate for issuer {cert.issuer.human_friendly}")
-
-    issuing = issuer_of(sign_cert)
-    root = issuing if issuing.self_signed in ("yes", "maybe") else issuer_of(issuing)
-    return Identity(slug, directory, info, sign_cert, enc_cert, issuing, root)
+    """``<pki>/identities/<slug>`` with its chain, as the PKI store reads them (:class:`TestPki`)."""
+    pki = TestPki.load(pki_dir)
+    try:
+        record = pki.identities[slug]
+    except KeyError:
+        raise ValueError(f"{slug}: no such identity in {pki_dir}") from None
+    chain = pki.chain_certificates(slug)
+    info = json.loads((record.path / "identity.json").read_text(encoding="utf-8"))
+    return Identity(
+        slug, record.path, info, _asn1(record.sign_cert), _asn1(record.enc_cert), _asn1(chain[0]), _asn1(chain[-1])
+    )
 
 
 @dataclass(frozen=True)
