@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ..formats.files import CONTENT_LIMIT, read_bounded
 from .generate import MANIFEST_FORMAT, MANIFEST_NAME, RevokedEntry, Status
 from .identities import Identity
 
@@ -29,12 +30,18 @@ class PkiLayoutError(ValueError):
     """The directory is not a test PKI written by ``eidemu pki generate``."""
 
 
+def _read(path: Path, what: str) -> bytes:
+    """A file of the PKI, bounded like every file eidemu reads (no devices, FIFOs, or
+    files larger than a certificate store could need)."""
+    return read_bounded(path, CONTENT_LIMIT, what)
+
+
 def load_certificate(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificate(path.read_bytes())
+    return x509.load_pem_x509_certificate(_read(path, "certificate"))
 
 
 def load_rsa_key(path: Path) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PkiLayoutError(f"{path}: not an RSA private key")
     return key
@@ -109,7 +116,7 @@ class TestPki:
         """Load ``root/manifest.json`` and everything it names."""
         root = Path(root)
         try:
-            manifest = json.loads((root / MANIFEST_NAME).read_text("utf-8"))
+            manifest = json.loads(_read(root / MANIFEST_NAME, "PKI manifest"))
         except FileNotFoundError:
             raise PkiLayoutError(f"{root}: no {MANIFEST_NAME}; run `eidemu pki generate --out {root}`") from None
         except json.JSONDecodeError as exc:
@@ -132,7 +139,7 @@ class TestPki:
                 pki.issued[(ca.issuer, ca.cert.serial_number)] = IssuedCertificate(ca.cert, ca.issuer)
         for entry in manifest["identities"]:
             path = root / entry["path"]
-            data = json.loads((path / "identity.json").read_text("utf-8"))
+            data = json.loads(_read(path / "identity.json", "identity"))
             record = IdentityRecord(
                 slug=entry["slug"],
                 path=path,
@@ -191,7 +198,7 @@ class EidChip:
 
     def file(self, name: str) -> bytes:
         """A file of the chip by its name in the directory (``DG1.bin``, ``EF.SOD.bin``, ...)."""
-        return (self.path / name).read_bytes()
+        return _read(self.path / name, "chip file")
 
 
 @dataclass(frozen=True)
@@ -206,18 +213,18 @@ class EidPki:
 
     @property
     def crl(self) -> bytes:
-        return (self.root / self.manifest["csca"]["crl"]).read_bytes()
+        return _read(self.root / self.manifest["csca"]["crl"], "CRL")
 
     @property
     def master_list(self) -> bytes:
-        return (self.root / self.manifest["csca"]["master_list"]).read_bytes()
+        return _read(self.root / self.manifest["csca"]["master_list"], "master list")
 
     @classmethod
     def load(cls, pki_root: Path | str) -> EidPki:
         """Read ``<pki_root>/eid/manifest.json`` and the certificates it names."""
         root = Path(pki_root) / "eid"
         try:
-            manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+            manifest = json.loads(_read(root / "manifest.json", "eID PKI manifest"))
         except FileNotFoundError:
             hint = f"run `eidemu pki generate --out {pki_root} --eid-only`"
             raise PkiLayoutError(f"{root}: no manifest.json; {hint}") from None
