@@ -432,3 +432,17 @@ def test_duplicate_keys_in_json_profiles_are_refused(tmp_path, capsys):
     code, _, err = run_main(capsys, "profile", "check", str(path))
     assert code == 2
     assert err == f"eidemu: error: {path}: syntax error: duplicate key 'fid'\n"
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_pki_files_that_are_special_are_refused_with_one_line(specials, tmp_path, kind):
+    """``pki serve`` reads the TEST PKI's manifest bounded too: a device or FIFO is one line."""
+    path, description = specials[kind]
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    (pki / "manifest.json").symlink_to(path)
+    started = time.monotonic()
+    proc = eidemu("pki", "serve", "--pki", str(pki), "--port", "0")
+    assert time.monotonic() - started < TIMEOUT
+    assert_one_line_exit_2(proc.returncode, proc.stderr, str(pki / "manifest.json"))
+    assert f"PKI manifest is not a regular file ({description})" in proc.stderr
