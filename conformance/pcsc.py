@@ -141,6 +141,10 @@ class PcscConnection:
     def transmit(self, command: bytes) -> bytes:
         hresult, response = scard.SCardTransmit(self.card, self._pci, list(command))
         _check(hresult, f"transmitting to {self.reader!r}")
+        if len(response) < 2:
+            # No status word: the reader lost the card mid-command (pcscd answers "success"
+            # with no bytes when a vpcd card goes away); not a response a caller can judge.
+            raise CardConnectionError(f"transmitting to {self.reader!r}: the card returned no valid response")
         return bytes(response)
 
     def reset(self, cold: bool = False) -> bytes:
