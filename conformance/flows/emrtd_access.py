@@ -149,7 +149,9 @@ def _every_pace_info(context: FlowContext, password: str) -> None:
             _proves_keys(session)
         except (AccessDenied, ChipError, lds.LdsError) as exc:
             failures.append(f"{choice.describe()}: {exc}")
-    FlowContext.check(not failures, f"PACE with the {password} on every PACEInfo", "all established", "; ".join(failures))
+    FlowContext.check(
+        not failures, f"PACE with the {password} on every PACEInfo", "all established", "; ".join(failures)
+    )
 
 
 @emrtd_test(
@@ -186,7 +188,9 @@ def _pace_wrong(context: FlowContext, password: PacePassword, what: str) -> None
     system.channel.send(CommandAPDU(0x00, 0x22, 0xC1, 0xA4, mse), "MSE:Set AT (PACE)")
     data = terminal.start()
     for number, step in enumerate((terminal.map_nonce, terminal.key_agreement, terminal.mutual_authentication)):
-        answer = system.channel.send(CommandAPDU(0x10, 0x86, 0, 0, data.encode(), 256), f"GENERAL AUTHENTICATE {number + 1}")
+        answer = system.channel.send(
+            CommandAPDU(0x10, 0x86, 0, 0, data.encode(), 256), f"GENERAL AUTHENTICATE {number + 1}"
+        )
         data = step(DynamicAuthenticationData.parse(answer.data))
     last = system.channel.send(
         CommandAPDU(0x00, 0x86, 0, 0, data.encode(), 256), "GENERAL AUTHENTICATE 4", accept=(0x9000, 0x6300)
@@ -251,7 +255,9 @@ def pace_bad_token(context: FlowContext) -> None:
     system.channel.send(CommandAPDU(0x00, 0x22, 0xC1, 0xA4, mse), "MSE:Set AT (PACE)")
     data = terminal.start()
     for number, step in enumerate((terminal.map_nonce, terminal.key_agreement, terminal.mutual_authentication)):
-        answer = system.channel.send(CommandAPDU(0x10, 0x86, 0, 0, data.encode(), 256), f"GENERAL AUTHENTICATE {number + 1}")
+        answer = system.channel.send(
+            CommandAPDU(0x10, 0x86, 0, 0, data.encode(), 256), f"GENERAL AUTHENTICATE {number + 1}"
+        )
         data = step(DynamicAuthenticationData.parse(answer.data))
     token = data.get(0x85) or b""
     bad = DynamicAuthenticationData.of((0x85, bytes(b ^ 0xFF for b in token)))

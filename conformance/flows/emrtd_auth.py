@@ -100,7 +100,8 @@ def _aa(context: FlowContext) -> tuple[Session, bytes]:
 @emrtd_test(
     "EMRTD_AA_A_1",
     "Active Authentication with RSA (ISO/IEC 9796-2 scheme 1)",
-    spec="ICAO Doc 9303-11 §6.1 (INTERNAL AUTHENTICATE with RND.IFD); ISO/IEC 9796-2:2010 §8 (scheme 1, trailer BC / CC)",
+    spec="ICAO Doc 9303-11 §6.1 (INTERNAL AUTHENTICATE with RND.IFD); ISO/IEC 9796-2:2010 §8 "
+    "(scheme 1, trailer BC / CC)",
     purpose="INTERNAL AUTHENTICATE with an 8-byte random challenge: the signature opens with DG15's RSA key to a "
     "message representative 6A..BC (or ..CC) whose hash covers M1 || RND.IFD.",
     tokens=("AA-RSA",),

@@ -79,8 +79,9 @@ def mrz_key(context: FlowContext) -> AccessKey:
     return AccessKey.parse_mrz(context.variable("MRZ_INFORMATION").decode("latin-1"))
 
 
-def password_key(context: FlowContext, password: str) -> AccessKey:
-    return can_key(context) if password == "CAN" else mrz_key(context)
+def password_key(context: FlowContext, kind: str) -> AccessKey:
+    """The CAN or the MRZ (``kind``) the card declaration gives."""
+    return can_key(context) if kind == "CAN" else mrz_key(context)
 
 
 @dataclass
@@ -125,10 +126,8 @@ def pace_choice(oid: str, parameter_id: int) -> PaceChoice:
     return PaceChoice(pace_protocol(oid), parameter_id)
 
 
-def open_pace(
-    context: FlowContext, password: str = "CAN", choice: PaceChoice | None = None, *, select: bool = True
-) -> Session:
-    """PACE with ``password`` ("CAN" or "MRZ") and ``choice`` (default: the strongest of
+def open_pace(context: FlowContext, kind: str, choice: PaceChoice | None = None, *, select: bool = True) -> Session:
+    """PACE with the password ``kind`` ("CAN" or "MRZ") and ``choice`` (default: the strongest of
     EF.CardAccess), then SELECT of the eMRTD application under the new session."""
     system = system_for(context)
     access = card_access(system)
@@ -136,10 +135,10 @@ def open_pace(
         choice = choose_pace(pace_choices(access))
         FlowContext.check(choice is not None, "EF.CardAccess offers a usable PACEInfo", "PACEInfo v2", "none")
         assert choice is not None
-    result = system.run_pace(choice, password_key(context, password))
+    result = system.run_pace(choice, password_key(context, kind))
     if select:
         system.channel.select_application(EMRTD_AID)
-    return Session(system, f"PACE {choice.describe()}, {password}", result, access)
+    return Session(system, f"PACE {choice.describe()}, {kind}", result, access)
 
 
 def open_bac(context: FlowContext) -> Session:

@@ -1,4 +1,4 @@
-"""eMRTD logical data structure: EF.COM, every data group's template and encoding, EF.SOD, EF.CardAccess and EF.CardSecurity (units LDS).
+"""eMRTD logical data structure: EF.COM, every data group, EF.SOD, EF.CardAccess, EF.CardSecurity (unit LDS).
 
 The files are read under BAC or PACE secure messaging and decoded by the terminal's own
 LDS codec (:mod:`eidemu.emulator.icao.lds`, :mod:`eidemu.emulator.icao.asn1`), as
@@ -8,7 +8,6 @@ ICAO Doc 9303-10 §4.6-§4.7 and 9303-11 §9.2 define them.
 from __future__ import annotations
 
 from asn1crypto import cms
-from asn1crypto import core as asn1_core
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -48,7 +47,10 @@ def lds_com(context: FlowContext) -> None:
     com = lds.EfCom.parse(files.com)
     FlowContext.check(com.lds_version in ("0107", "0108"), "LDS version (5F01)", "0107 or 0108", com.lds_version)
     FlowContext.check(
-        len(com.unicode_version) == 6 and com.unicode_version.isdigit(), "Unicode version", "6 digits", com.unicode_version
+        len(com.unicode_version) == 6 and com.unicode_version.isdigit(),
+        "Unicode version",
+        "6 digits",
+        com.unicode_version,
     )
     FlowContext.check(com.data_group_tags, "the tag list names data groups", "DG tags", "empty")
     unknown = [f"{t:02X}" for t in com.data_group_tags if t not in _DG_BY_TAG]
@@ -92,7 +94,9 @@ def _signed_data(sod: bytes) -> cms.SignedData:
     body = _tlv(sod, 0x77, "EF.SOD").value
     try:
         info = cms.ContentInfo.load(body, strict=True)
-        FlowContext.check(info["content_type"].native == "signed_data", "ContentInfo type", "signedData", info["content_type"].dotted)
+        FlowContext.check(
+            info["content_type"].native == "signed_data", "ContentInfo type", "signedData", info["content_type"].dotted
+        )
         return info["content"]
     except ValueError as exc:
         raise CheckFailed(f"EF.SOD is not a CMS ContentInfo: {exc}", "ContentInfo", hexs(body[:8])) from None
@@ -132,7 +136,9 @@ def lds_dg1(context: FlowContext) -> None:
 )
 def lds_dg1_check_digits(context: FlowContext) -> None:
     dg1 = lds.Dg1.parse(read_lds(open_session(context)).dg(1))
-    FlowContext.check(dg1.mrz.document_code[:1] in ("I", "A", "C"), "TD1 document code", "I, A or C", dg1.mrz.document_code)
+    FlowContext.check(
+        dg1.mrz.document_code[:1] in ("I", "A", "C"), "TD1 document code", "I, A or C", dg1.mrz.document_code
+    )
 
 
 @emrtd_test(
@@ -223,7 +229,9 @@ def lds_dg11_fields(context: FlowContext) -> None:
     dg11 = lds.Dg11.parse(read_lds(open_session(context)).dg(11))
     FlowContext.check(dg11.full_name, "full name (5F0E)", "non-empty", "empty")
     birth = dg11.full_date_of_birth
-    FlowContext.check(not birth or (len(birth) == 8 and birth.isdigit()), "full date of birth (5F2B)", "YYYYMMDD", birth)
+    FlowContext.check(
+        not birth or (len(birth) == 8 and birth.isdigit()), "full date of birth (5F2B)", "YYYYMMDD", birth
+    )
 
 
 @emrtd_test(
@@ -389,7 +397,9 @@ def lds_card_security(context: FlowContext) -> None:
     content_type = info["content"]["encap_content_info"]["content_type"].dotted
     FlowContext.check(content_type == ID_SECURITY_OBJECT, "eContentType", ID_SECURITY_OBJECT, content_type)
     infos = lds.SecurityInfoSet.parse(info["content"]["encap_content_info"]["content"].contents)
-    FlowContext.check(infos.of_type(icao_asn1.ChipAuthenticationPublicKeyInfo), "ChipAuthenticationPublicKeyInfo", "present", "absent")
+    FlowContext.check(
+        infos.of_type(icao_asn1.ChipAuthenticationPublicKeyInfo), "ChipAuthenticationPublicKeyInfo", "present", "absent"
+    )
     assert session.card_access is not None
     access = {i.dump() for i in lds.SecurityInfoSet.parse(session.card_access).of_type(icao_asn1.PACEInfo)}
     signed = {i.dump() for i in infos.of_type(icao_asn1.PACEInfo)}

@@ -1,4 +1,4 @@
-"""eMRTD passive authentication: each data group's hash, the EF.SOD signature, the Document Signer's chain, validity, revocation and key usage (units PA).
+"""eMRTD passive authentication: DG hashes, the EF.SOD signature, the Document Signer (unit PA).
 
 The verdicts are those of the terminal's own passive authentication
 (:func:`eidemu.conformance.eid.passive.passive_authentication`, ICAO Doc 9303-11 §5.1) over
@@ -51,7 +51,8 @@ def _register_hash(test_id: str, number: int, tokens: tuple[str, ...]) -> None:
         test_id,
         f"the hash of DG{number} matches EF.SOD",
         spec="ICAO Doc 9303-11 §5.1 (step 3); ICAO Doc 9303-10 §4.6.2 (hash over the whole data group)",
-        purpose=f"The hash of DG{number} as read (template included) equals its DataGroupHash in the LDSSecurityObject.",
+        purpose=f"The hash of DG{number} as read (template included) equals its DataGroupHash in the "
+        "LDSSecurityObject.",
         tokens=tokens,
     )(run)
 

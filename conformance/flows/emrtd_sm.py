@@ -67,7 +67,9 @@ def sm_response_objects(context: FlowContext) -> None:
     raw = _raw(session, session.sm.wrap(_READ_COM))
     objects = parse_all(raw.data)
     tags = [o.tag for o in objects]
-    FlowContext.check(tags == [0x87, 0x99, 0x8E], "response data objects", "87 99 8E", " ".join(f"{t:02X}" for t in tags))
+    FlowContext.check(
+        tags == [0x87, 0x99, 0x8E], "response data objects", "87 99 8E", " ".join(f"{t:02X}" for t in tags)
+    )
     FlowContext.check(objects[0].value[:1] == b"\x01", "DO 87 padding indicator", "01", hexs(objects[0].value[:1]))
     FlowContext.check(objects[1].value == b"\x90\x00", "DO 99", "90 00", hexs(objects[1].value))
     FlowContext.check(len(objects[2].value) == 8, "DO 8E length", "8", len(objects[2].value))
@@ -80,7 +82,8 @@ def sm_response_objects(context: FlowContext) -> None:
     "EMRTD_SM_A_2",
     "the send sequence counter steps by one per message",
     spec="ICAO Doc 9303-11 §9.8.3 (SSC incremented before each command and each response)",
-    purpose="Eight protected READ BINARY commands of EF.COM in a row: every response MAC verifies with SSC + 2 per exchange.",
+    purpose="Eight protected READ BINARY commands of EF.COM in a row: every response MAC verifies with SSC + 2 "
+    "per exchange.",
 )
 def sm_ssc_steps(context: FlowContext) -> None:
     session = open_session(context)
@@ -147,7 +150,9 @@ def sm_3des(context: FlowContext) -> None:
     session = open_bac(context)
     raw = _raw(session, session.sm.wrap(_READ_COM))
     tags = [o.tag for o in parse_all(raw.data)]
-    FlowContext.check(tags == [0x87, 0x99, 0x8E], "response data objects", "87 99 8E", " ".join(f"{t:02X}" for t in tags))
+    FlowContext.check(
+        tags == [0x87, 0x99, 0x8E], "response data objects", "87 99 8E", " ".join(f"{t:02X}" for t in tags)
+    )
     plain = _unwrap(session, raw)
     FlowContext.check(plain.data[:1] == b"\x60", "decrypted data starts EF.COM", "60", hexs(plain.data[:1]))
 
