@@ -15,7 +15,7 @@ from eidemu.emulator.icao import asn1 as icao_asn1
 from eidemu.emulator.icao import lds
 from eidemu.emulator.icao.oids import standardized_domain_parameters
 from eidemu.emulator.iso7816.apdu import CommandAPDU
-from eidemu.emulator.iso7816.tlv import TLV
+from eidemu.emulator.iso7816.tlv import TLV, parse_all
 
 from ..eid.passive import ID_LDS_SECURITY_OBJECT
 from ..eid.reader import ID_SECURITY_OBJECT, pace_choices
@@ -61,8 +61,9 @@ def lds_com(context: FlowContext) -> None:
     "EMRTD_LDS_A_2",
     "EF.COM lists exactly the data groups present",
     spec="ICAO Doc 9303-10 §4.6.1 (the tag list names every data group present), §4.7",
-    purpose="For DG1 to DG16, READ BINARY by SFI under the session answers the data group (90 00) exactly when "
-    "EF.COM's tag list names it, and 6A 82 otherwise.",
+    purpose="For DG1 to DG16, READ BINARY by SFI under the session answers the data group (90 00; 69 82 for a "
+    "data group behind Extended Access Control such as DG3) exactly when EF.COM's tag list names it, and 6A 82 "
+    "otherwise.",
 )
 def lds_com_lists_present(context: FlowContext) -> None:
     session = open_session(context)
@@ -70,9 +71,11 @@ def lds_com_lists_present(context: FlowContext) -> None:
     present = set()
     for number in range(1, 17):
         answer = session.channel.send(
-            CommandAPDU(0x00, 0xB0, 0x80 | number, 0, b"", 1), f"READ BINARY DG{number}", accept=(0x9000, 0x6A82)
+            CommandAPDU(0x00, 0xB0, 0x80 | number, 0, b"", 1),
+            f"READ BINARY DG{number}",
+            accept=(0x9000, 0x6A82, 0x6982),
         )
-        if answer.sw == 0x9000:
+        if answer.sw != 0x6A82:
             present.add(number)
     FlowContext.check(listed == present, "data groups listed in EF.COM vs present", sorted(listed), sorted(present))
 
@@ -146,6 +149,7 @@ def lds_dg1_check_digits(context: FlowContext) -> None:
     "DG1 matches the MRZ that opened the chip",
     spec="ICAO Doc 9303-11 §9.7.2 (the MRZ information: document number, birth and expiry dates); §4.3",
     purpose="The document number, date of birth and date of expiry of DG1 are those of the declared MRZ information.",
+    tokens=("TD1",),
 )
 def lds_dg1_matches_mrz(context: FlowContext) -> None:
     mrz = lds.Dg1.parse(read_lds(open_session(context)).dg(1)).mrz
@@ -179,7 +183,10 @@ def lds_dg2_templates(context: FlowContext) -> None:
     "is a JPEG (FF D8) or JPEG 2000 with a width and height.",
 )
 def lds_dg2_record(context: FlowContext) -> None:
-    face = lds.Dg2.parse(read_lds(open_session(context)).dg(2)).faces[0]
+    dg2 = read_lds(open_session(context)).dg(2)
+    block = _first(_first(_first(_first(dg2, 0x75), 0x7F61), 0x7F60), 0x5F2E)
+    FlowContext.check(block[:8] == b"FAC\x00010\x00", "facial record header", "FAC 00 010 00", hexs(block[:8]))
+    face = lds.Dg2.parse(dg2).faces[0]
     magic = face.image[:4]
     FlowContext.check(
         magic[:2] == b"\xff\xd8" or magic == b"\x00\x00\x00\x0c" or magic[:2] == b"\xff\x4f",
@@ -190,10 +197,17 @@ def lds_dg2_record(context: FlowContext) -> None:
     FlowContext.check(face.width > 0 and face.height > 0, "image width and height", "> 0", (face.width, face.height))
 
 
+def _first(data: bytes, tag: int) -> bytes:
+    """The value of the first data object ``tag`` among the BER-TLVs of ``data``."""
+    objects = parse_all(data)
+    found = next((o for o in objects if o.tag == tag), None)
+    if found is None:
+        raise CheckFailed(f"no data object {tag:X}", f"{tag:X}", " ".join(f"{o.tag:X}" for o in objects))
+    return found.value
+
+
 def _tag_list_matches(data: bytes, template: int, what: str) -> dict[int, bytes]:
     outer = _tlv(data, template, what)
-    from eidemu.emulator.iso7816.tlv import parse_all
-
     objects = parse_all(outer.value)
     FlowContext.check(objects and objects[0].tag == 0x5C, f"{what} starts with the tag list 5C", "5C", "")
     listed, i = [], 0

@@ -5,10 +5,12 @@ exactly the tests its defect should fail."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from eidemu.cli import main
 from eidemu.conformance.pythontests import python_test_for
-from eidemu.conformance.runner import CardUnderTest, Outcome, declaration_for, run_tests, select_tests
+from eidemu.conformance.runner import CARDS_FILE, CardUnderTest, Outcome, declaration_for, run_tests, select_tests
+from eidemu.emulator.profile import PROFILE_DIR, load_profile
 
 from .broken.emrtd_doubles import build_emrtd_double
 
@@ -87,3 +89,23 @@ def test_broken_emrtd_doubles_fail_exactly_the_expected_tests(catalogue, tmp_pat
     assert {r.outcome for r in applicable if r.test.id not in failing} == {Outcome.PASSED}
     text = " ".join(f"{r.message} {r.received}" for r in results if r.outcome == Outcome.FAILED)
     assert message in text
+
+
+EID_PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("eid-*.yaml"))
+
+
+@pytest.mark.parametrize("profile", EID_PROFILES)
+def test_declared_passwords_and_tokens_are_those_of_the_profile(profile):
+    """cards.yaml's CAN, MRZ information and PACE tokens, recomputed from the profile's options."""
+    entry = yaml.safe_load(CARDS_FILE.read_text(encoding="utf-8"))["cards"][profile]
+    options = load_profile(profile).document["applications"][0]["options"]
+    assert bytes.fromhex(entry["variables"]["CAN"]).decode("ascii") == options["can"]
+    assert bytes.fromhex(entry["variables"]["MRZ_INFORMATION"]).decode("ascii") == options["mrz_information"]
+    cipher = {"3DES": "3DES", "AES-128": "AES128", "AES-192": "AES192", "AES-256": "AES256"}
+    offered = {
+        f"PACE-{p['mapping'].replace('ECDH-CAM', 'CAM')}-{cipher[p['cipher']]}-{p['parameter_id']}"
+        for p in options["pace"]
+    }
+    assert {t for t in entry["tokens"] if t.startswith("PACE-") and t.count("-") >= 3} == offered
+    aa = options["active_authentication"]["algorithm"]
+    assert ("AA-RSA" if aa.startswith("rsa") else "AA-ECDSA") in entry["tokens"]
