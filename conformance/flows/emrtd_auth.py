@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 
-from eidemu.emulator.icao import lds
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from eidemu.emulator.icao import aa, lds
+from eidemu.emulator.icao import asn1 as icao_asn1
+from eidemu.emulator.icao.errors import IcaoError
 from eidemu.emulator.iso7816.apdu import CommandAPDU, ResponseAPDU
 
 from ..eid.report import Verdict
@@ -127,17 +131,44 @@ def aa_ecdsa(context: FlowContext) -> None:
     "Active Authentication signs each challenge anew",
     spec="ICAO Doc 9303-11 §6.1 (challenge-response: the signature covers RND.IFD)",
     purpose="Two INTERNAL AUTHENTICATE with different challenges give different signatures, each verifying "
-    "only for its own challenge.",
+    "with DG15's key for its own challenge and not for the other.",
     tokens=("AA",),
 )
 def aa_fresh(context: FlowContext) -> None:
     session, dg15 = _aa(context)
-    first = session.send(CommandAPDU(0x00, 0x88, 0, 0, bytes(8), 65536, True), "INTERNAL AUTHENTICATE 1")
-    second = session.send(CommandAPDU(0x00, 0x88, 0, 0, b"\x01" * 8, 65536, True), "INTERNAL AUTHENTICATE 2")
-    FlowContext.check(first != second, "signatures of two challenges differ", "different", "equal")
-    files = read_lds(session)
-    check = session.system.active_authentication(dg15, files.data_groups.get(14))
-    FlowContext.check(check.verdict is Verdict.PASSED, check.reason, "PASSED", check.verdict.name)
+    dg14 = read_lds(session).data_groups.get(14)
+    challenges = (bytes(8), b"\x01" * 8)
+    signatures = [
+        session.send(CommandAPDU(0x00, 0x88, 0, 0, c, 65536, True), f"INTERNAL AUTHENTICATE {hexs(c)}")
+        for c in challenges
+    ]
+    FlowContext.check(signatures[0] != signatures[1], "signatures of two challenges differ", "different", "equal")
+    for i, (challenge, signature) in enumerate(zip(challenges, signatures, strict=True)):
+        FlowContext.check(
+            _verifies(dg15, dg14, challenge, signature), f"signature {i + 1} verifies", "valid", "invalid"
+        )
+        other = challenges[1 - i]
+        FlowContext.check(
+            not _verifies(dg15, dg14, other, signature),
+            f"signature {i + 1} fails for the other challenge",
+            "invalid",
+            "valid",
+        )
+
+
+def _verifies(dg15: bytes, dg14: bytes | None, challenge: bytes, signature: bytes) -> bool:
+    """The terminal's own check of an AA signature (9303-11 §6.1): 9796-2 for RSA, plain ECDSA otherwise."""
+    key = lds.Dg15.parse(dg15).public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            aa.rsa_verify(key, challenge, signature)
+        else:
+            infos = lds.SecurityInfoSet.parse(dg14 or b"", lds.DG_TAGS[14]).of_type(icao_asn1.ActiveAuthenticationInfo)
+            FlowContext.check(infos, "DG14 names the ECDSA algorithm", "ActiveAuthenticationInfo", "absent")
+            aa.ecdsa_verify(key, challenge, signature, infos[0]["signature_algorithm"].dotted)
+    except (IcaoError, ValueError):
+        return False
+    return True
 
 
 @emrtd_test(
