@@ -70,6 +70,7 @@ ONE_PROTECTED_EXCHANGE = NO_VERIFIED_RESPONSE | {
     [
         ("dg-hash", {"EMRTD_PA_B_12", "EMRTD_PA_B_20"}, "the sha256 of DG12 differs from EF.SOD's"),
         ("ds-expired", {"EMRTD_PA_C_2"}, "the Document Signer is valid "),
+        ("ds-revoked", {"EMRTD_PA_C_3"}, "the Document Signer is revoked (keyCompromise)"),
         ("bad-mac", NO_VERIFIED_RESPONSE, "response MAC does not verify"),
         ("ssc-step", ONE_PROTECTED_EXCHANGE, "69 88"),
     ],

@@ -10,6 +10,8 @@ Defects:
   hash for DG12 is wrong;
 - ``ds-expired``: EF.SOD is the one signed by the expired Document Signer
   (``EF.SOD.ds-expired.bin``);
+- ``ds-revoked``: EF.SOD is the one signed by the Document Signer the CSCA's CRL revokes
+  (``EF.SOD.ds-revoked.bin``);
 - ``bad-mac``: every secure-messaging response carries a wrong DO 8E (application type
   ``test-broken-emrtd``, option ``bad_response_mac``);
 - ``ssc-step``: after each response the chip steps its send sequence counter once more than
@@ -33,7 +35,7 @@ from eidemu.emulator.iso7816.sm import CardSession
 from eidemu.emulator.profile import PROFILE_DIR
 
 BASE = "eid-g2-valid-1"
-DEFECTS = ("dg-hash", "ds-expired", "bad-mac", "ssc-step")
+DEFECTS = ("dg-hash", "ds-expired", "ds-revoked", "bad-mac", "ssc-step")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ def build_emrtd_double(defect: str, workdir: Path) -> Path:
         dg12[-1] = ord("0") + (dg12[-1] - ord("0") + 1) % 10  # last digit of the date of issue
         (workdir / "DG12.bin").write_bytes(bytes(dg12))
         text = _replace_once(text, "../pki/eid/chips/g2-valid-1/DG12.bin", str(workdir / "DG12.bin"))
-    elif defect == "ds-expired":
-        text = _replace_once(text, "g2-valid-1/EF.SOD.bin", "g2-valid-1/EF.SOD.ds-expired.bin")
+    elif defect in ("ds-expired", "ds-revoked"):
+        text = _replace_once(text, "g2-valid-1/EF.SOD.bin", f"g2-valid-1/EF.SOD.{defect}.bin")
     else:
         option = "bad_response_mac" if defect == "bad-mac" else "extra_ssc_step"
         text = _replace_once(text, "    type: emrtd\n", f"    type: {BrokenEmrtdApplication.type_name}\n")
