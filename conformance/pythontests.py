@@ -34,6 +34,11 @@ from .script import ExpansionError, Location, Script, ScriptError, TestCase
 PYTHON_CATALOGUE = (
     "eidemu.conformance.flows.moica_certificates",
     "eidemu.conformance.flows.moica_relying_party",
+    "eidemu.conformance.flows.emrtd_access",
+    "eidemu.conformance.flows.emrtd_sm",
+    "eidemu.conformance.flows.emrtd_lds",
+    "eidemu.conformance.flows.emrtd_pa",
+    "eidemu.conformance.flows.emrtd_auth",
 )
 """Modules holding the shipped Python tests (imported by :func:`load_python_tests`)."""
 
