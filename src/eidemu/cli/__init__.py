@@ -23,6 +23,8 @@ SUBCOMMAND_MODULES = (
     "eidemu.cli.record",
     "eidemu.cli.hipki",
     "eidemu.cli.fault",
+    "eidemu.cli.fido",
+    "eidemu.cli.ics",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
