@@ -31,7 +31,7 @@ def test_fido_login_example_verifies_the_login() -> None:
     assert lines[-1].startswith("login verified: 2.5.4.5=0110085435107551,CN=") and "(RSA-4096)" in lines[-1]
 
 
-def test_fido_login_example_fails_for_an_unbound_holder(tmp_path: Path) -> None:
+def test_fido_login_example_fails_when_the_service_is_unreachable() -> None:
     run = run_example("fido-login.py", "--holder", "g2-valid-1", "--server", "http://127.0.0.1:9/")
     assert run.returncode != 0  # nothing listens on the discard port: the example does not pretend
 

@@ -50,6 +50,7 @@ DEEP_LINK_HOST = "mobilemoica://moica.moi.gov.tw"
 TIME_LIMIT_RANGE = (30, 600)
 MAX_BATCH, MAX_BATCH_DOCUMENT = 20, 1024
 MAX_SIGN_DATA = 64 * 1024
+MAX_TRANSACTIONS = 10_000  # live tickets kept; beyond, the oldest is forgotten (bounded memory)
 
 DEFAULT_SP_ID = "EIDEMU-TEST-SP"
 DEFAULT_SP_KEY = hashlib.sha256(b"eidemu TEST SP key, published on purpose").digest()
@@ -422,6 +423,8 @@ class FidoService:
         )  # fmt: skip
         with self._lock:
             self._expire_old(now)
+            while len(self._transactions) >= MAX_TRANSACTIONS:
+                del self._transactions[next(iter(self._transactions))]
             self._transactions[ticket] = transaction
         log.info("ticket %s for %s op %s/%s holder %s", ticket[-8:], sp.service_id, op_code, op_mode,
                  crypto.hash_id(id_num)[:16] if id_num else "-")  # fmt: skip
