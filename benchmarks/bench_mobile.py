@@ -55,11 +55,17 @@ def login(base: str, floor_ticket: str | None = None) -> None:
                   sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, "getSpTicket", transaction_id=txn, op_code="ATH",
                              id_num=ID_NUM, time_limit=60))  # fmt: skip
     ticket = floor_ticket or answer["sp_ticket"]
-    post(base, "/moise/sp/requestAthOrSignPush",
-         sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, "requestAthOrSignPush", transaction_id=txn, sp_ticket=ticket))
+    post(
+        base,
+        "/moise/sp/requestAthOrSignPush",
+        sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, "requestAthOrSignPush", transaction_id=txn, sp_ticket=ticket),
+    )
     post(base, "/eidemu/phone", {"action": "approve", "sp_ticket": ticket})
-    result = post(base, "/moise/sp/getAthOrSignResult",
-                  sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, "getAthOrSignResult", transaction_id=txn, sp_ticket=ticket))
+    result = post(
+        base,
+        "/moise/sp/getAthOrSignResult",
+        sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, "getAthOrSignResult", transaction_id=txn, sp_ticket=ticket),
+    )
     if floor_ticket is None and result["error_code"] != "0":
         raise RuntimeError(f"login failed: {result['error_code']}")
 

@@ -38,7 +38,10 @@ from eidemu.services.server import running
 
 def call(server: str, name: str, **fields: Any) -> dict[str, Any]:
     body = json.dumps(sp_request(DEFAULT_SP_ID, DEFAULT_SP_KEY, name, **fields)).encode()
-    request = urllib.request.Request(f"{server}moise/sp/{name}", data=body, headers={"Content-Type": "application/json"})
+    if not server.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {server}")
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{server}moise/sp/{name}", data=body, headers=headers)  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the double's URL
         return json.loads(response.read())
 
@@ -80,7 +83,10 @@ def login(server: str, id_num: str, poll_interval: float, phone: Phone | None, p
     issuer, root = pki.cas["moica-g3"].cert, pki.cas["root-g3"].cert
     cert.verify_directly_issued_by(issuer)
     issuer.verify_directly_issued_by(root)
-    print(f"login verified: {cert.subject.rfc4514_string()} (RSA-{key.key_size}), chain to {root.subject.rfc4514_string()}")
+    print(
+        f"login verified: {cert.subject.rfc4514_string()} (RSA-{key.key_size}), "
+        f"chain to {root.subject.rfc4514_string()}"
+    )
     return True
 
 

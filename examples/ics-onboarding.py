@@ -87,7 +87,9 @@ def main() -> int:
         base = args.ics
         if base is None:
             service = ics.IcsService(pki, [ics.default_bank()[0]])
-            base = stack.enter_context(running(service.handle, name="ics-example", ssl_context=ics.server_context())).base_url
+            base = stack.enter_context(
+                running(service.handle, name="ics-example", ssl_context=ics.server_context())
+            ).base_url
         code = confirm(base.rstrip("/") + ics.ICS_PATH, sn, id_num)
     return 0 if code == 0 else 1
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .generate import CASpec, IssuedCA, _cert_pem, _key_pem, build_user_certificate, new_rsa_key
 from .store import IssuedCertificate, TestPki, load_certificate, load_rsa_key
@@ -146,12 +146,18 @@ def _ics_certificate(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=not ca, content_commitment=False, key_encipherment=not ca and bool(hosts),
-                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                encipher_only=False, decipher_only=False,
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=not ca and bool(hosts),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
@@ -185,8 +191,9 @@ def generate_ics(pki_root: Path | str) -> None:
     ca_key = new_rsa_key(2048)
     ca = _ics_certificate(name("TEST ICS Root"), ca_key, None, ca_key, not_before, ca=True, usage=None)
     server_key = new_rsa_key(2048)
+    hosts = ("localhost", "127.0.0.1", "::1")
     server = _ics_certificate(name("localhost"), server_key, ca, ca_key, not_before, ca=False,
-                              usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=("localhost", "127.0.0.1", "::1"))  # fmt: skip
+                              usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts)  # fmt: skip
     bank_key = new_rsa_key(2048)
     bank = _ics_certificate(name("TEST Bank ICS client"), bank_key, ca, ca_key, not_before, ca=False,
                             usage=ExtendedKeyUsageOID.CLIENT_AUTH)  # fmt: skip

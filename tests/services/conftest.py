@@ -43,7 +43,9 @@ class Fido:
         self.service = service
         self.base_url = base_url
 
-    def post(self, call: str, *, sp_id: str = DEFAULT_SP_ID, key: bytes = DEFAULT_SP_KEY, **fields: Any) -> dict[str, Any]:
+    def post(
+        self, call: str, *, sp_id: str = DEFAULT_SP_ID, key: bytes = DEFAULT_SP_KEY, **fields: Any
+    ) -> dict[str, Any]:
         fields.setdefault("transaction_id", "txn-0001")
         return self.raw(call, sp_request(sp_id, key, call, **fields))
 

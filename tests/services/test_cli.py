@@ -80,7 +80,10 @@ def test_fido_serve_phone_cli_and_sigterm(fido_process: tuple[subprocess.Popen[s
     assert (phone.returncode, phone.stdout) == (0, "eidemu fido phone: approve: 0\n")
     again = subprocess.run([*EIDEMU, "fido", "phone", "cancel", "--server", url, "--ticket", answer["sp_ticket"]],
                            capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert (again.returncode, again.stdout) == (1, "eidemu fido phone: refused: SPTKTID_SPTKT_RDM: ticket already used\n")
+    assert (again.returncode, again.stdout) == (
+        1,
+        "eidemu fido phone: refused: SPTKTID_SPTKT_RDM: ticket already used\n",
+    )
     unbind = subprocess.run([*EIDEMU, "fido", "phone", "unbind", "--server", url, "--id-num", id_num],
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert (unbind.returncode, unbind.stdout) == (0, "eidemu fido phone: unbind: unbind\n")

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding
-from asn1crypto import cms
 
 from eidemu.emulator.pki.services import RevocationAuthority
 from eidemu.emulator.pki.store import TestPki
@@ -220,7 +220,11 @@ def test_wrong_checksum(fido: Fido, pki: TestPki) -> None:
     message = sp_request("EIDEMU-TEST-SP", DEFAULT_SP_KEY, "checkDeviceStatus", transaction_id="t", id_num="A1")
     message["id_num"] = holder_id(pki, SLUG)  # changed after the checksum was made
     answer = fido.raw("checkDeviceStatus", message)
-    assert answer == {"transaction_id": "t", "error_code": "SP_CHECKSUM_ERR", "error_message": "sp_checksum does not verify"}
+    assert answer == {
+        "transaction_id": "t",
+        "error_code": "SP_CHECKSUM_ERR",
+        "error_message": "sp_checksum does not verify",
+    }
     other_key = fido.post("checkDeviceStatus", key=bytes(32), id_num=holder_id(pki, SLUG))
     assert other_key["error_code"] == "SP_CHECKSUM_ERR"
 
@@ -260,7 +264,9 @@ def test_push_request_without_id_and_missing_fields(fido: Fido) -> None:
         "PARAM_INVALID", "sp_checksum: a non-empty string is required")  # fmt: skip
     not_json = fido.raw("getSpTicket", b"\xff{")
     assert not_json == {"error_code": "PARAM_INVALID", "error_message": "body: a JSON object"}
-    unknown = fido.raw("deleteEverything", {"transaction_id": "t", "sp_service_id": "EIDEMU-TEST-SP", "sp_checksum": "x"})
+    unknown = fido.raw(
+        "deleteEverything", {"transaction_id": "t", "sp_service_id": "EIDEMU-TEST-SP", "sp_checksum": "x"}
+    )
     assert (unknown["error_code"], unknown["error_message"]) == ("PARAM_INVALID", "no such call: deleteEverything")
 
 
@@ -337,7 +343,10 @@ def test_unbound_device_and_missing_push_token(fido: Fido, pki: TestPki) -> None
     assert (answer["error_code"], answer["error_message"]) == ("DEV_NOT_BOUND", "the holder has no bound device")
     fido.service.set_device(id_num, bound=True, push_token=False)
     answer = fido.post("requestAthOrSignPush", sp_ticket=ticket(fido, pki))
-    assert (answer["error_code"], answer["error_message"]) == ("PS_FCM_NOT_FOUND", "no push token for the holder's device")
+    assert (answer["error_code"], answer["error_message"]) == (
+        "PS_FCM_NOT_FOUND",
+        "no push token for the holder's device",
+    )
 
 
 def test_policy_approve_after_n_seconds(pki: TestPki, clock: Clock) -> None:
@@ -381,7 +390,8 @@ def test_policy_actions(pki: TestPki, clock: Clock, rule: dict[str, Any], push_c
         ({"policy": {"x": {"action": "approve", "after": -1}}}, "cfg: policy.x.after: seconds between 0 and 600"),
         ({"service_providers": [{"sp_service_id": "A", "aes_key": "00"}]},
          "cfg: service_providers[0].aes_key: 32 bytes (64 hex digits) for AES-256"),
-        ({"service_providers": [{"sp_service_id": "A"}]}, "cfg: service_providers[0]: needs sp_service_id and aes_key (hex)"),
+        ({"service_providers": [{"sp_service_id": "A"}]},
+         "cfg: service_providers[0]: needs sp_service_id and aes_key (hex)"),
         ({"quirks": {"loud": True}}, "cfg: quirks: only error_code_as_int and slow_pending_polls"),
         ([], "cfg: expected a JSON object"),
     ],
@@ -452,7 +462,9 @@ def test_web_redirect_then_callback(fido: Fido, pki: TestPki) -> None:
     with pytest.raises(urllib.error.HTTPError) as redirect:
         opener.open(wait_url, timeout=10)
     assert redirect.value.code == 303
-    assert redirect.value.headers["Location"] == "https://sp.example/cb?" + urlencode({"sp_ticket": sp_ticket, "rtn_val": "s1"})
+    assert redirect.value.headers["Location"] == "https://sp.example/cb?" + urlencode(
+        {"sp_ticket": sp_ticket, "rtn_val": "s1"}
+    )
     assert fido.post("getAthOrSignResult", sp_ticket=sp_ticket)["error_code"] == "0"
 
 

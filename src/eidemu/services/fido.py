@@ -66,7 +66,7 @@ class ErrorCode(enum.StrEnum):
     TICKET_EXPIRED = "SPTKT_OVD"
     TICKET_REDEEMED = "SPTKTID_SPTKT_RDM"
     USER_CANCEL = "APP_USER_CANCEL"
-    PUSH_TOKEN_MISSING = "PS_FCM_NOT_FOUND"
+    PUSH_TOKEN_MISSING = "PS_FCM_NOT_FOUND"  # noqa: S105 - an error code, not a secret
     WRONG_APP = "OTP_NF"
     # invented
     CHECKSUM_MISMATCH = "SP_CHECKSUM_ERR"

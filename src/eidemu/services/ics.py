@@ -17,7 +17,6 @@ the others (1001-1005) are eidemu's numbering of what it refuses.
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 import re
 import ssl
@@ -164,7 +163,8 @@ def build_request(
 ) -> str:
     """The XML a bank sends (what the example and the tests use): records are (SN, SSID)."""
     recs = "".join(
-        f"<Rec><ID>{i}</ID><SN>{_xml(sn)}</SN><SSID>{_xml(ssid)}</SSID></Rec>" for i, (sn, ssid) in enumerate(records, 1)
+        f"<Rec><ID>{i}</ID><SN>{_xml(sn)}</SN><SSID>{_xml(ssid)}</SSID></Rec>"
+        for i, (sn, ssid) in enumerate(records, 1)
     )
     count = recs.count("<Rec>")
     req = (
@@ -216,9 +216,7 @@ class IcsService:
                 f"<Code>{int(code)}</Code></Rec>"
             )
             log.info("ICS record %s: %d", crypto.hash_id(record.ssid)[:16], code)
-        return (
-            f"<ICSResponse>{_echo_xml(_echo(request))}{''.join(rows)}</ICSResponse>"
-        )
+        return f"<ICSResponse>{_echo_xml(_echo(request))}{''.join(rows)}</ICSResponse>"
 
     def record_code(self, record: Record) -> RecordCode:
         if self.database_failure:
@@ -257,7 +255,9 @@ def _error_response(error_id: ErrorId, echo: dict[str, str]) -> str:
     return f"<ICSResponse>{_echo_xml(echo)}<ErrID>{int(error_id)}</ErrID></ICSResponse>"
 
 
-def server_context(cert: Path = ICS_FIXTURES / "server.cert.pem", key: Path = ICS_FIXTURES / "server.key.pem") -> ssl.SSLContext:
+def server_context(
+    cert: Path = ICS_FIXTURES / "server.cert.pem", key: Path = ICS_FIXTURES / "server.key.pem"
+) -> ssl.SSLContext:
     """The TLS context of ``eidemu ics serve``: the TEST server certificate, TLS 1.2 or later."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -39,7 +39,9 @@ class Phone:
     def _send(self, message: dict[str, Any]) -> str:
         if self.id_num is not None:
             message.setdefault("id_num", self.id_num)
-        request = urllib.request.Request(
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"not an HTTP URL: {self.base_url}")
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
             self.base_url.rstrip("/") + "/eidemu/phone",
             data=json.dumps(message).encode(),
             headers={"Content-Type": "application/json"},
