@@ -145,3 +145,17 @@ def test_fido_config_file_round_trip(tmp_path: Path) -> None:
     assert [p.service_id for p in loaded.providers] == ["X"]
     assert loaded.policy["g3-valid-1"].after == 1.0
     assert loaded.quirks.error_code_as_int is True
+
+
+def test_fido_serve_policy_file_makes_the_phone_approve(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"policy": {"g3-valid-1": {"action": "approve"}}}))
+    process, url, _ = start("fido", "serve", "--policy", str(policy))
+    try:
+        pki = TestPki.load(PKI_DIR)
+        fido = Fido(FidoService(pki), url)
+        answer = fido.post("getSpTicket", op_code="ATH", id_num=holder_id(pki, "g3-valid-1"))
+        assert fido.post("requestAthOrSignPush", sp_ticket=answer["sp_ticket"])["error_code"] == "0"
+        assert fido.post("getAthOrSignResult", sp_ticket=answer["sp_ticket"])["error_code"] == "0"
+    finally:
+        stop(process)

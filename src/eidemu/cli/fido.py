@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = psub.add_parser("serve", help="serve the SP API (/moise/sp/...) on loopback HTTP")
     serve.add_argument("--pki", type=Path, default=fixture_path("pki"), metavar="DIR", help="default: the TEST PKI")
     serve.add_argument("--config", type=Path, metavar="FILE", help="JSON: service_providers, policy, quirks")
+    serve.add_argument("--policy", type=Path, metavar="FILE",
+                       help="JSON: the scripted phone's policy and default_policy")  # fmt: skip
     serve.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.set_defaults(handler=run_serve)
@@ -44,6 +47,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port out of range: {args.port}")
     config = FidoConfig.load(args.config) if args.config else FidoConfig()
+    if args.policy:
+        policy = FidoConfig.load(args.policy)
+        config = dataclasses.replace(config, policy=policy.policy, default_policy=policy.default_policy)
     try:
         service = FidoService(TestPki.load(args.pki), config)
     except PkiLayoutError as exc:
