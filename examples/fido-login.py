@@ -4,8 +4,9 @@
 The SP asks whether the holder has a bound device (checkDeviceStatus), gets a login ticket
 (getSpTicket, op_code ATH), pushes it to the phone (requestAthOrSignPush), polls for the result
 (getAthOrSignResult) and verifies what comes back: the idp_checksum under its AES key, the
-holder's signature over the ticket with the returned certificate, and that certificate's chain
-up to TEST MOICA G3 and its root. The holder is eidemu's scripted phone (approves after a delay).
+holder's signature over the ticket with the returned certificate, that certificate's chain
+up to TEST MOICA G3 and its root, and its status at the TEST PKI's OCSP responder. The holder
+is eidemu's scripted phone (approves after a delay).
 
     python examples/fido-login.py                      # starts the double in-process
     python examples/fido-login.py --server http://127.0.0.1:8766/ --no-phone   # against `eidemu fido serve`
@@ -28,7 +29,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
+from eidemu.emulator.pki.services import PkiHttpServer, RevocationAuthority
 from eidemu.emulator.pki.store import TestPki
 from eidemu.fixtures import fixture_path
 from eidemu.services.fido import DEFAULT_SP_ID, DEFAULT_SP_KEY, FidoService, sp_request, verify_idp_checksum
@@ -83,11 +87,32 @@ def login(server: str, id_num: str, poll_interval: float, phone: Phone | None, p
     issuer, root = pki.cas["moica-g3"].cert, pki.cas["root-g3"].cert
     cert.verify_directly_issued_by(issuer)
     issuer.verify_directly_issued_by(root)
+    if not certificate_is_good(cert, issuer, pki):
+        return False
     print(
         f"login verified: {cert.subject.rfc4514_string()} (RSA-{key.key_size}), "
         f"chain to {root.subject.rfc4514_string()}"
     )
     return True
+
+
+def certificate_is_good(cert: x509.Certificate, issuer: x509.Certificate, pki: TestPki) -> bool:
+    """Ask the TEST PKI's OCSP responder (RFC 6960) about the holder's certificate; the
+    responder runs in-process here (``eidemu pki serve`` is the same service)."""
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - CertID
+    with PkiHttpServer(RevocationAuthority(pki)) as server:
+        server.start_in_thread()
+        post = urllib.request.Request(  # noqa: S310 - the local responder
+            f"{server.base_url}ocsp", data=request.public_bytes(Encoding.DER),
+            headers={"Content-Type": "application/ocsp-request"},
+        )  # fmt: skip
+        with urllib.request.urlopen(post, timeout=10) as response:  # noqa: S310
+            answer = ocsp.load_der_ocsp_response(response.read())
+    issuer_key = issuer.public_key()
+    assert isinstance(issuer_key, rsa.RSAPublicKey) and answer.signature_hash_algorithm is not None
+    issuer_key.verify(answer.signature, answer.tbs_response_bytes, padding.PKCS1v15(), answer.signature_hash_algorithm)
+    print(f"OCSP: {answer.certificate_status.name}")
+    return answer.certificate_status == ocsp.OCSPCertStatus.GOOD
 
 
 def main() -> int:
