@@ -23,6 +23,7 @@ from eidemu.emulator.pki.store import TestPki
 from eidemu.services import crypto
 from eidemu.services.fido import (
     DEFAULT_SP_KEY,
+    REQUEST_FIELDS,
     ErrorCode,
     FidoConfig,
     FidoService,
@@ -521,3 +522,25 @@ def test_mobile_certificates_are_known_to_the_ocsp_and_crl_services(pki: TestPki
         assert cert.issuer == issuer.subject
         crl = x509.load_der_x509_crl(authority.crl("moica-g3") or b"")
         assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None
+
+
+ODD_VALUES: list[Any] = [None, True, 0, -1, 1.5, "", "x" * 5000, [], ["a", 1], {}, {"a": [1]}, "\u0000\ud7ff"]
+
+
+@pytest.mark.parametrize("call", sorted(REQUEST_FIELDS))
+def test_odd_field_values_get_an_error_code_never_a_500(fido: Fido, pki: TestPki, call: str) -> None:
+    fields = ["id_num", "op_code", "op_mode", "hint", "sign_data", "sign_info", "time_limit", "sp_ticket"]
+    for name in fields:
+        for value in ODD_VALUES:
+            message = {"op_code": "SIGN", "id_num": holder_id(pki, SLUG), "sign_data": "d", "time_limit": 60,
+                       "sign_info": {"sign_type": value, "hash_algorithm": value}, name: value}  # fmt: skip
+            answer = fido.post(call, **message)
+            assert isinstance(answer["error_code"], str) and isinstance(answer["error_message"], str)
+    assert fido.service.ticket_for("nothing") is None
+
+
+def test_every_error_code_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "moica-services.md").read_text("utf-8")
+    for code in ErrorCode:
+        if code is not ErrorCode.OK:
+            assert f"`{code.value}`" in docs, code

@@ -407,7 +407,7 @@ class FidoService:
             raise FidoError(ErrorCode.BAD_PARAMETER, f"sign_info.sign_type: one of {', '.join(SIGN_TYPES)}")
         if tbs_encoding not in TBS_ENCODINGS:
             raise FidoError(ErrorCode.BAD_PARAMETER, "sign_info.tbs_encoding: NONE or base64")
-        if hash_algorithm not in HASHES:
+        if not isinstance(hash_algorithm, str) or hash_algorithm not in HASHES:
             raise FidoError(ErrorCode.BAD_PARAMETER, f"sign_info.hash_algorithm: one of {', '.join(HASHES)}")
         for document in documents:
             self._tbs(document, tbs_encoding, sign_type, hash_algorithm)  # refuses bad documents now
