@@ -15,6 +15,7 @@ service on a developer's machine needs against slow or hostile clients:
   :attr:`HttpLimits.max_body` bytes (``413``); bodies are never decompressed;
 - handlers are plain functions ``HttpRequest -> HttpAnswer``, run on a small thread pool so
   a slow one (a signature) does not stall the others;
+- HTTPS when given an :class:`ssl.SSLContext` (the ICS double, ``eidemu ics serve``);
 - one answer per connection (``Connection: close``, RFC 9112 §9.6) and one log line per
   request.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -155,8 +157,10 @@ class LocalHttpService:
         *,
         limits: HttpLimits | None = None,
         name: str = "eidemu-http",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context  # HTTPS (the TLS handshake counts against the connection's time)
         self.limits = limits or HttpLimits()
         self.name = name
         self.counters = HttpCounters()
@@ -182,7 +186,8 @@ class LocalHttpService:
     @property
     def base_url(self) -> str:
         host, port = self.server_address
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
     @property
     def open_connections(self) -> int:
@@ -210,6 +215,12 @@ class LocalHttpService:
             loop.call_soon_threadsafe(stop.set)
             self._finished.wait(timeout)
 
+    def request_stop(self) -> None:
+        """Ask the loop to stop without waiting (safe from a signal handler in the serving thread)."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
     def server_close(self) -> None:
         self._socket.close()
 
@@ -234,7 +245,9 @@ class LocalHttpService:
             auto_decompress=False,
             keepalive_timeout=self.limits.connection_timeout,
         )
-        server = await self._loop.create_server(protocol, sock=self._socket, backlog=ACCEPT_BACKLOG)
+        server = await self._loop.create_server(
+            protocol, sock=self._socket, backlog=ACCEPT_BACKLOG, ssl=self.ssl_context
+        )
         self._running.set()
         try:
             await self._stop.wait()

@@ -41,7 +41,10 @@ def load_certificate(path: Path) -> x509.Certificate:
 
 
 def load_rsa_key(path: Path) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
+    # The TEST PKI's own keys: the consistency check of RSA-4096 keys costs most of a second each.
+    key = serialization.load_pem_private_key(
+        _read(path, "private key"), password=None, unsafe_skip_rsa_key_validation=True
+    )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PkiLayoutError(f"{path}: not an RSA private key")
     return key
@@ -165,6 +168,9 @@ class TestPki:
                     else None
                 )
                 pki.issued[(record.ca, cert.serial_number)] = IssuedCertificate(cert, record.ca, entry_revocation)
+        from .mobile import register_mobile  # the mobile certificates (mobile/), when shipped
+
+        register_mobile(pki)
         return pki
 
     def revoked_by(self, ca_name: str) -> list[RevokedEntry]:

@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES = (
     "eidemu.cli.hipki",
     "eidemu.cli.fault",
     "eidemu.cli.eid",
+    "eidemu.cli.fido",
+    "eidemu.cli.ics",
 )
 
 EXIT_OK, EXIT_CARD_ERROR, EXIT_USAGE = 0, 1, 2
