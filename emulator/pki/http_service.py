@@ -119,6 +119,17 @@ class HttpAnswer:
 Handler = Callable[[HttpRequest], HttpAnswer]
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on Linux and macOS): libuv's
+    loop cuts the request round trip and the hand-off to worker threads (figures in
+    ``docs/hipki.md``); None, asyncio's own loop, elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def application(limits: HttpLimits, middlewares: Iterable[Any] = ()) -> web.Application:
     """An aiohttp application for :class:`LocalHttpService`: its body bound is ``limits.max_body``
     (aiohttp's ``client_max_size``); add routes, then hand it to the service."""
@@ -226,9 +237,9 @@ class LocalHttpService:
 
     def serve_forever(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
         """Serve until :meth:`shutdown` (or KeyboardInterrupt) in the calling thread, on a new
-        event loop (``loop_factory``: asyncio's default when None)."""
+        event loop made by ``loop_factory`` (None: :func:`event_loop_factory`)."""
         try:
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
+            with asyncio.Runner(loop_factory=loop_factory or event_loop_factory()) as runner:
                 runner.run(self._serve())
         finally:
             self._socket.close()
@@ -382,10 +393,14 @@ class LocalHttpService:
                 response.force_close()
         self.counters.requests += 1
         self.counters.by_status[response.status] = self.counters.by_status.get(response.status, 0) + 1
-        await response.prepare(request)
-        await response.write_eof()
-        if connection is not None and request.protocol in self._open:
-            self._answered(connection, request.protocol)
+        try:  # written here, so the deadline for the next request starts after it
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client left, or its deadline closed it: aiohttp ends the connection
+        else:
+            if connection is not None and request.protocol in self._open:
+                self._answered(connection, request.protocol)
         log.info(
             '%s "%s %s" %d %d %.1f ms',
             peer,
