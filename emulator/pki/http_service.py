@@ -1,23 +1,30 @@
-"""A small, bounded HTTP/1.1 service for eidemu's local services (the test PKI's CRL and OCSP
-today; a local signing service or mobile-certificate endpoints can reuse it).
+"""The one bounded HTTP/1.1 base of eidemu's local services: the test PKI's CRL and OCSP
+(``eidemu pki serve``) and the HiPKI-compatible signing service (``eidemu hipki serve``).
 
 Built on aiohttp's server (one event loop thread, no thread per connection) with the limits a
 service on a developer's machine needs against slow or hostile clients:
 
 - binds loopback (``127.0.0.1``) unless told otherwise;
-- every connection lives at most :attr:`HttpLimits.connection_timeout` seconds from accept,
-  whatever it is doing: a client that sends half a request and stops (a "slowloris") is
-  closed then, as is one that trickles its body or never reads the answer;
+- every connection has one deadline, :attr:`HttpLimits.connection_timeout` seconds from accept
+  (on a keep-alive connection: from its previous answer), whatever it is doing: a client that
+  sends half a request and stops (a "slowloris") is closed then, as is one that trickles its
+  body or never reads the answer. A service whose answers wait (for a card) gives a complete
+  request at least :attr:`HttpLimits.answer_timeout` seconds from the moment it is complete;
 - at most :attr:`HttpLimits.max_connections` connections are open: a new one beyond that
-  closes the oldest connection still waiting for its request (so a pile of half-open
-  connections cannot lock out a real client), or is refused when all are busy;
+  closes the oldest connection still waiting for (or sending) its request, so a pile of
+  half-open connections cannot lock out a real client; when every connection has a request
+  being answered, the new one gets ``503`` and is closed;
 - request lines and header fields are limited in size, request bodies to
-  :attr:`HttpLimits.max_body` bytes (``413``); bodies are never decompressed;
-- handlers are plain functions ``HttpRequest -> HttpAnswer``, run on a small thread pool so
-  a slow one (a signature) does not stall the others;
+  :attr:`HttpLimits.max_body` bytes (``413``), read completely before any route runs;
+  bodies are never decompressed;
 - HTTPS when given an :class:`ssl.SSLContext` (the ICS double, ``eidemu ics serve``);
-- one answer per connection (``Connection: close``, RFC 9112 §9.6) and one log line per
-  request.
+- one log line per request: peer, method, path (never the query string or the body, where a
+  PIN could be), status, size and time.
+
+What it serves is either a plain function ``HttpRequest -> HttpAnswer``, run on a small thread
+pool so a slow one (a signature) does not stall the others, one answer per connection
+(``Connection: close``, RFC 9112 §9.6); or an aiohttp :class:`~aiohttp.web.Application` with
+its routes and middlewares (keep-alive allowed), built with :func:`application`.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -44,6 +51,8 @@ ACCEPT_BACKLOG = 256
 SYNs (a dropped SYN costs a real client a 1 s retransmission); asyncio accepts up to this many
 at once, so the process can briefly hold ``max_connections + ACCEPT_BACKLOG`` sockets before
 the cap closes the surplus."""
+
+_BUSY_ANSWER = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class _OneLine(logging.Filter):
@@ -65,19 +74,26 @@ _protocol_log.addFilter(_OneLine())
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """Bounds on what one client, and all clients together, can hold of a service."""
+    """Bounds on what one client, and all clients together, can hold of a service.
+
+    ``answer_timeout``: a complete request keeps its connection at least this many seconds
+    while it is answered and its answer taken (0: the connection's deadline stands); for a
+    service whose answers wait for something bounded of its own, such as a busy card."""
 
     max_connections: int = 256
     connection_timeout: float = 10.0
     max_body: int = 64 * 1024
     max_header_line: int = 8190
     workers: int = 4
+    answer_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_connections < 1 or self.workers < 1 or self.max_body < 0:
             raise ValueError("max_connections and workers must be at least 1, max_body not negative")
         if not self.connection_timeout > 0:
             raise ValueError("connection_timeout must be positive")
+        if not self.answer_timeout >= 0:
+            raise ValueError("answer_timeout must not be negative")
 
 
 @dataclass(frozen=True)
@@ -105,9 +121,26 @@ class HttpAnswer:
 Handler = Callable[[HttpRequest], HttpAnswer]
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on Linux and macOS): libuv's
+    loop cuts the request round trip and the hand-off to worker threads (figures in
+    ``docs/hipki.md``); None, asyncio's own loop, elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def application(limits: HttpLimits, middlewares: Iterable[Any] = ()) -> web.Application:
+    """An aiohttp application for :class:`LocalHttpService`: its body bound is ``limits.max_body``
+    (aiohttp's ``client_max_size``); add routes, then hand it to the service."""
+    return web.Application(client_max_size=limits.max_body, middlewares=list(middlewares))
+
+
 @dataclass
 class _Connection:
-    """An open connection: its reaper, and whether its request is complete and being answered
+    """An open connection: its reaper, and whether it has a complete request being answered
     (until then it is idle, and the first to close when the cap is reached)."""
 
     peer: str
@@ -143,15 +176,19 @@ class _GuardedServer(web.Server):
 
 
 class LocalHttpService:
-    """An HTTP service answering with ``handler``, bound in the constructor (``port=0`` picks one).
+    """An HTTP service, bound in the constructor (``port=0`` picks one), answering with a
+    ``handler`` function (replaceable while it runs) or an aiohttp ``web.Application``.
 
-    Run it with :meth:`serve_forever` (blocks) or :meth:`start_in_thread`; stop it with
-    :meth:`shutdown`. ``handler`` may be replaced while it runs.
+    The service adds one middleware to an application, innermost, that reads the request body
+    within the limits before any route runs (so ``request.post()`` and ``request.json()`` never
+    wait on the network); the application's own middlewares see a too-large body as
+    ``web.HTTPRequestEntityTooLarge``. Run it with :meth:`serve_forever` (blocks) or
+    :meth:`start_in_thread`; stop it with :meth:`shutdown`.
     """
 
     def __init__(
         self,
-        handler: Handler | None,
+        handler: Handler | web.Application | None,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -159,11 +196,18 @@ class LocalHttpService:
         name: str = "eidemu-http",
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.handler = handler
         self.ssl_context = ssl_context  # HTTPS (the TLS handshake counts against the connection's time)
         self.limits = limits or HttpLimits()
         self.name = name
         self.counters = HttpCounters()
+        if isinstance(handler, web.Application):
+            self.handler: Handler | None = None
+            self.app = handler
+        else:
+            self.handler = handler
+            self.app = application(self.limits)
+            self.app.router.add_route("*", "/{target:.*}", self._call_handler)
+        self.app.middlewares.append(self._receive_middleware())
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -178,6 +222,8 @@ class LocalHttpService:
         self._open: dict[RequestHandler, _Connection] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._dispatch: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._running = threading.Event()
         self._finished = threading.Event()
 
@@ -194,16 +240,18 @@ class LocalHttpService:
         """Connections currently open (at most ``limits.max_connections``)."""
         return len(self._open)
 
-    def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` (or KeyboardInterrupt) in the calling thread."""
+    def serve_forever(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+        """Serve until :meth:`shutdown` (or KeyboardInterrupt) in the calling thread, on a new
+        event loop made by ``loop_factory`` (None: :func:`event_loop_factory`)."""
         try:
-            asyncio.run(self._serve())
+            with asyncio.Runner(loop_factory=loop_factory or event_loop_factory()) as runner:
+                runner.run(self._serve())
         finally:
             self._socket.close()
             self._finished.set()
 
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name=self.name, daemon=True)
+    def start_in_thread(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, args=(loop_factory,), name=self.name, daemon=True)
         thread.start()
         self._running.wait(5.0)
         return thread
@@ -234,10 +282,15 @@ class LocalHttpService:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await runner.setup()  # the application's startup hooks; its routing is what we dispatch to
+        assert runner.server is not None
+        self._dispatch = runner.server.request_handler
         executor = ThreadPoolExecutor(max_workers=self.limits.workers, thread_name_prefix=f"{self.name}-worker")
         self._executor = executor
         protocol = _GuardedServer(
             self,
+            request_factory=runner.server.request_factory,
             access_log=None,  # one line per request is written by _handle
             logger=_protocol_log,
             max_line_size=self.limits.max_header_line,
@@ -258,6 +311,7 @@ class LocalHttpService:
                 if handler.transport is not None:
                     handler.transport.abort()
             await protocol.shutdown(1.0)
+            await runner.cleanup()
             executor.shutdown(wait=False, cancel_futures=True)
 
     # -- connection bounds (event loop thread) ----------------------------------------------
@@ -270,13 +324,16 @@ class LocalHttpService:
                 self.counters.refused += 1
                 busy = self.limits.max_connections
                 log.warning("%s: refused a connection from %s: %d requests in progress", self.name, peer, busy)
-                transport.abort()
+                transport.write(_BUSY_ANSWER)
+                transport.close()
                 return
             self.counters.evicted += 1
             self._close(idle)
+        self._open[handler] = _Connection(peer, self._arm(handler, self.limits.connection_timeout))
+
+    def _arm(self, handler: RequestHandler, seconds: float) -> asyncio.TimerHandle:
         assert self._loop is not None
-        reaper = self._loop.call_later(self.limits.connection_timeout, self._reap, handler)
-        self._open[handler] = _Connection(peer, reaper)
+        return self._loop.call_later(seconds, self._reap, handler)
 
     def _reap(self, handler: RequestHandler) -> None:
         if handler in self._open:
@@ -295,13 +352,82 @@ class LocalHttpService:
         if connection is not None:
             connection.reaper.cancel()
 
+    def _answering(self, connection: _Connection, handler: RequestHandler) -> None:
+        """The request is complete: no longer the first to close for room; a service that waits
+        gets at least ``answer_timeout`` from now."""
+        connection.busy = True
+        assert self._loop is not None
+        wanted = self._loop.time() + self.limits.answer_timeout
+        if self.limits.answer_timeout and wanted > connection.reaper.when():
+            connection.reaper.cancel()
+            connection.reaper = self._arm(handler, self.limits.answer_timeout)
+
+    def _answered(self, connection: _Connection, handler: RequestHandler) -> None:
+        """The answer is written: on a keep-alive connection, the next request has the full
+        ``connection_timeout`` from now, and the connection is idle again."""
+        connection.busy = False
+        connection.reaper.cancel()
+        connection.reaper = self._arm(handler, self.limits.connection_timeout)
+
     # -- requests ---------------------------------------------------------------------------
+
+    def _receive_middleware(self) -> Any:
+        @web.middleware
+        async def receive(request: web.Request, handler: Any) -> web.StreamResponse:
+            """The whole body, within ``max_body``, before any route runs."""
+            limit = self.limits.max_body
+            length = request.content_length
+            try:
+                if length is not None and length > limit:
+                    raise _too_large(limit, length)
+                body = await request.read()  # the application's client_max_size bounds it too
+            except web.HTTPRequestEntityTooLarge:
+                raise _too_large(limit, length or limit + 1) from None
+            if len(body) > limit:
+                raise _too_large(limit, len(body))
+            connection = self._open.get(request.protocol)
+            if connection is not None:
+                self._answering(connection, request.protocol)
+            return await handler(request)
+
+        return receive
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
         connection = self._open.get(request.protocol)
         peer = connection.peer if connection is not None else (request.remote or "?")
-        answer = await self._answer(request, connection, peer)
+        assert self._dispatch is not None
+        try:
+            response = await self._dispatch(request)
+        except web.HTTPException as refusal:  # a route's or the body bound's error answer
+            response = web.Response(status=refusal.status, reason=refusal.reason, body=refusal.body)
+            response.headers.update(refusal.headers)
+            if refusal.keep_alive is False:
+                response.force_close()
+        self.counters.requests += 1
+        self.counters.by_status[response.status] = self.counters.by_status.get(response.status, 0) + 1
+        try:  # written here, so the deadline for the next request starts after it
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client left, or its deadline closed it: aiohttp ends the connection
+        else:
+            if connection is not None and request.protocol in self._open:
+                self._answered(connection, request.protocol)
+        log.info(
+            '%s "%s %s" %d %d %.1f ms',
+            peer,
+            request.method,
+            _printable(request.path),
+            response.status,
+            response.body_length,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    async def _call_handler(self, request: web.Request) -> web.Response:
+        """The function handler's route: its answer, ``Connection: close``."""
+        answer = await self._answer(request)
         response = web.Response(
             status=answer.status,
             body=b"" if request.method == "HEAD" else answer.body,
@@ -313,46 +439,29 @@ class LocalHttpService:
             },
         )
         response.force_close()
-        self.counters.requests += 1
-        self.counters.by_status[answer.status] = self.counters.by_status.get(answer.status, 0) + 1
-        log.info(
-            '%s "%s %s" %d %d %.1f ms',
-            peer,
-            request.method,
-            _printable(request.raw_path),
-            answer.status,
-            len(answer.body),
-            (time.monotonic() - started) * 1000,
-        )
         return response
 
-    async def _answer(self, request: web.BaseRequest, connection: _Connection | None, peer: str) -> HttpAnswer:
+    async def _answer(self, request: web.Request) -> HttpAnswer:
         handler = self.handler
         if handler is None:
             return HttpAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"nothing to serve yet\n")
-        length = request.content_length
-        if length is not None and length > self.limits.max_body:
-            return _too_large(self.limits.max_body)
-        body = bytearray()
-        while chunk := await request.content.read(self.limits.max_body + 1 - len(body)):
-            body += chunk
-            if len(body) > self.limits.max_body:
-                return _too_large(self.limits.max_body)
-        if connection is not None:
-            connection.busy = True  # a complete request: no longer the first to close for room
-        http_request = HttpRequest(
-            request.method, request.raw_path, {k.lower(): v for k, v in request.headers.items()}, bytes(body), peer
-        )
+        connection = self._open.get(request.protocol)
+        peer = connection.peer if connection is not None else (request.remote or "?")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        http_request = HttpRequest(request.method, request.raw_path, headers, await request.read(), peer)
         assert self._loop is not None
         try:
             return await self._loop.run_in_executor(self._executor, handler, http_request)
         except Exception:  # a handler bug is a 500 and a log line, never a dead service
-            log.exception("%s: handler failed for %s %s", self.name, request.method, _printable(request.raw_path))
+            log.exception("%s: handler failed for %s %s", self.name, request.method, _printable(request.path))
             return HttpAnswer(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", b"internal error\n")
 
 
-def _too_large(limit: int) -> HttpAnswer:
-    return HttpAnswer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", f"request body over {limit} bytes\n".encode())
+def _too_large(limit: int, size: int) -> web.HTTPRequestEntityTooLarge:
+    """413, and the connection closed: the rest of the body is not read."""
+    refusal = web.HTTPRequestEntityTooLarge(limit, size, text=f"request body over {limit} bytes\n")
+    refusal.force_close()
+    return refusal
 
 
 def _peer_name(transport: asyncio.BaseTransport) -> str:
@@ -363,6 +472,6 @@ def _peer_name(transport: asyncio.BaseTransport) -> str:
 
 
 def _printable(text: str, limit: int = 200) -> str:
-    """A request target for the log: control characters escaped, long ones cut."""
+    """A request path for the log: control characters escaped, long ones cut."""
     cleaned = text.encode("unicode_escape", "backslashreplace").decode("ascii")
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."

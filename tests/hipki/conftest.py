@@ -39,6 +39,7 @@ class Client:
         self.url = running.url
         self.service = running.service
         self.trust = running.trust
+        self.http = running.http
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.url + path, timeout=30, **kwargs)

@@ -429,9 +429,11 @@ def test_one_card_operation_at_a_time_queue_times_out(make_service):
 
 
 def test_bodies_are_bounded_and_host_must_be_loopback(make_service):
-    from eidemu.hipki.http import Limits
+    import dataclasses
 
-    client = make_service("emulator:moica-g2-valid-1", limits=Limits(max_body=4096))
+    from eidemu.hipki.server import LIMITS
+
+    client = make_service("emulator:moica-g2-valid-1", limits=dataclasses.replace(LIMITS, max_body=4096))
     response = client.post("/sign", data={"tbsPackage": json.dumps(SIGN | {"tbs": "x" * 8000})})
     assert response.status_code == 413 and response.json()["ret_code"] == 0x7600000C
     assert client.get("/pkcs11info", headers={"Host": "rebind.evil.test"}).status_code == 403

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from eidemu.emulator.pki.http_service import HttpAnswer, HttpLimits, HttpRequest, LocalHttpService
+from eidemu.emulator.pki.http_service import HttpAnswer, HttpLimits, HttpRequest, LocalHttpService, application
 from eidemu.emulator.pki.store import TestPki
 from eidemu.fixtures import fixture_path
 
@@ -180,6 +181,31 @@ def test_a_failing_handler_is_a_500_and_the_service_lives_on() -> None:
         assert reply.startswith(b"HTTP/1.1 500 ") and reply.endswith(b"internal error\n")
         service.handler = echo
         assert get(service.base_url + "again") == (200, b"GET /again 0")
+    thread.join(5)
+
+
+def test_runs_on_uvloop_where_installed(small_service: LocalHttpService) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    assert isinstance(small_service._loop, uvloop.Loop)
+
+
+def test_a_keep_alive_application_gets_the_same_deadline_after_each_answer() -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"{request.method} {len(await request.read())}")
+
+    app = application(HttpLimits(connection_timeout=0.5, max_body=10))
+    app.router.add_post("/", hello)
+    with LocalHttpService(app, limits=HttpLimits(connection_timeout=0.5, max_body=10)) as service:
+        thread = service.start_in_thread()
+        with socket.create_connection(("127.0.0.1", service.server_address[1]), timeout=5) as sock:
+            for _ in range(2):  # two answers on one connection
+                time.sleep(0.3)  # 0.6 s in all: each request has its own 0.5 s
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+                assert sock.recv(4096).endswith(b"\r\n\r\nPOST 3")
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n" + b"x" * 11)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
+            assert closed_by_peer(sock, 1.0)  # the rest of a refused body is never read
+        assert service.counters.by_status == {200: 2, 413: 1}
     thread.join(5)
 
 

@@ -65,10 +65,9 @@ def _loopback(host: str) -> bool:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import asyncio
+    import dataclasses
 
-    from eidemu.hipki.http import Limits
-    from eidemu.hipki.server import ServiceConfig, serve_forever
+    from eidemu.hipki.server import LIMITS, ServiceConfig, serve_forever
     from eidemu.hipki.trust import default_trust_file
     from eidemu.hipki.user import Step
 
@@ -91,10 +90,10 @@ def run_serve(args: argparse.Namespace) -> int:
         test_control=args.test_control,
         queue_timeout=args.queue_timeout,
         prompt_timeout=args.prompt_timeout,
-        limits=Limits(max_body=args.max_body),
+        limits=dataclasses.replace(LIMITS, max_body=args.max_body),
     )
     try:
-        asyncio.run(serve_forever(config))
+        serve_forever(config)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

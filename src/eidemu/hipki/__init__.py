@@ -5,6 +5,6 @@ to the card; this package serves the same HTTP API (``docs/hipki.md``) over any 
 reaches (``emulator:`` in process, ``pcsc:`` behind pcscd), following readers and cards as
 they come and go. Modules: :mod:`.errors` (answer codes), :mod:`.cards` (slots and tokens),
 :mod:`.cms` (PKCS#1 and CMS signatures), :mod:`.service` (the calls), :mod:`.app` (routes),
-:mod:`.http` (aiohttp limits and start-up), :mod:`.trust`, :mod:`.user`, :mod:`.bmp`,
-:mod:`.server` (running it).
+:mod:`.trust`, :mod:`.user`, :mod:`.bmp`, :mod:`.server` (running it on eidemu's one HTTP
+base, :mod:`eidemu.emulator.pki.http_service`).
 """

@@ -21,7 +21,6 @@ must name the loopback (DNS-rebinding protection).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
@@ -33,7 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import http
+from eidemu.emulator.pki.http_service import HttpLimits, application
+
 from .bmp import text_bmp
 from .cards import EmulatorSource
 from .errors import HipkiError, RetCode
@@ -65,10 +65,9 @@ STATE_KEY: web.AppKey[AppState] = web.AppKey("state")
 
 @dataclass
 class AppState:
-    """What the routes share besides the service: trust, tickets, limits, options."""
+    """What the routes share besides the service: trust, tickets, options."""
 
     trust: TrustedSites
-    limits: http.Limits
     test_control: bool = False
     tickets: dict[str, tuple[str, float]] = field(default_factory=dict)  # ticket -> (host, expiry)
 
@@ -126,7 +125,8 @@ def caller(request: web.Request, state: AppState) -> str | None:
 
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Loopback Host only; a request body larger than the bound is a JSON error with 413."""
+    """Loopback Host only; a request body larger than the bound is a JSON error with 413 (the
+    HTTP base reads every body before the routes, within its limits)."""
     host = (
         (request.host or "").rsplit(":", 1)[0] if not request.host.startswith("[") else request.host.split("]")[0] + "]"
     )
@@ -136,18 +136,18 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         err = HipkiError(RetCode.BAD_PARAMETER, "the request body is too large")
-        return json_response(error_answer(request.path.strip("/") or "unknown", err), status=413)
-    except TimeoutError:
-        return web.Response(status=408, text="request not received in time\n")
+        response = json_response(error_answer(request.path.strip("/") or "unknown", err), status=413)
+        response.force_close()  # the rest of the body is not read
+        return response
 
 
 # -- JSON endpoints -------------------------------------------------------------------------------
 
 
-async def _package(request: web.Request, state: AppState) -> dict[str, Any]:
+async def _package(request: web.Request) -> dict[str, Any]:
     if request.method != "POST":
         raise HipkiError(RetCode.BAD_PARAMETER, "send the tbsPackage in a POST body")
-    form = await http.read_form(request, state.limits)
+    form = await request.post()
     value = form.get("tbsPackage")
     return parse_package(value if isinstance(value, str) else None)
 
@@ -173,13 +173,13 @@ async def _answer(request: web.Request, func: str) -> dict[str, Any]:
         if func == "pkcs11info":
             with_cert = request.query.get("withcert", "").lower() == "true"
             if request.method == "POST":
-                form = await http.read_form(request, state.limits)
+                form = await request.post()
                 with_cert = with_cert or str(form.get("withcert", "")).lower() == "true"
             return await service.pkcs11info(with_cert)
-        package = await _package(request, state)
+        package = await _package(request)
         return await (service.sign(package) if func == "sign" else service.decrypt(package))
-    except (web.HTTPException, TimeoutError):
-        raise  # body too large, body too slow: answered by the guard
+    except web.HTTPException:
+        raise  # body too large: answered by the guard
     except Exception as caught:  # every failure is a JSON answer; a bug is logged, without locals
         if isinstance(caught, HipkiError):
             exc = caught
@@ -275,7 +275,7 @@ async def add_domain(request: web.Request) -> web.Response:
     state, service = request.app[STATE_KEY], request.app[SERVICE_KEY]
     result: dict[str, Any] | None
     if request.method == "POST":
-        form = await http.read_form(request, state.limits)
+        form = await request.post()
         domain = str(form.get("domain", ""))
         origin = request.headers.get("Origin")
         if origin is not None and origin not in _own_origins(request):
@@ -323,7 +323,7 @@ async def control(request: web.Request) -> web.Response:
     if not state.test_control or request.headers.get("X-Eidemu-Control") != "1" or "Origin" in request.headers:
         return web.Response(status=403, text="test control is off or not allowed from a page\n")
     try:
-        body = await asyncio.wait_for(request.json(), state.limits.read_timeout)
+        body = await request.json()
     except ValueError:
         return json_response({"ok": False, "error": "the body is not JSON"}, status=400)
     done: list[str] = []
@@ -363,12 +363,12 @@ async def control(request: web.Request) -> web.Response:
 
 
 def build_app(
-    service: HipkiService, trust: TrustedSites, limits: http.Limits | None = None, test_control: bool = False
+    service: HipkiService, trust: TrustedSites, limits: HttpLimits, test_control: bool = False
 ) -> web.Application:
-    limits = limits or http.Limits()
-    app = http.application(limits, middlewares=[guard])
+    """The routes, for :class:`~eidemu.emulator.pki.http_service.LocalHttpService` with ``limits``."""
+    app = application(limits, middlewares=[guard])
     app[SERVICE_KEY] = service
-    app[STATE_KEY] = AppState(trust, limits, test_control)
+    app[STATE_KEY] = AppState(trust, test_control)
     app.router.add_route("GET", "/pkcs11info", pkcs11info)
     app.router.add_route("POST", "/pkcs11info", pkcs11info)
     app.router.add_route("*", "/sign", sign)

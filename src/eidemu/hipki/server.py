@@ -1,15 +1,17 @@
-"""Running the service: in the foreground (the CLI) or in a background thread (tests, benchmarks)."""
+"""Running the service: in the foreground (the CLI) or in a background thread (tests, benchmarks),
+on eidemu's one HTTP base (:class:`~eidemu.emulator.pki.http_service.LocalHttpService`: loopback,
+connection deadline and cap, bounded bodies, one log line per request)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import http
+from eidemu.emulator.pki.http_service import HttpLimits, LocalHttpService
+
 from .app import build_app
 from .cards import open_source
 from .service import HipkiService
@@ -17,6 +19,8 @@ from .trust import TrustedSites
 from .user import ScriptedUser, Step
 
 DEFAULT_PORT = 61161
+LIMITS = HttpLimits(max_connections=64, connection_timeout=15.0, max_body=1 << 20)
+"""The service's HTTP limits: 15 s to send a request, 1 MiB bodies, 64 connections."""
 
 
 @dataclass
@@ -33,51 +37,56 @@ class ServiceConfig:
     test_control: bool = False
     queue_timeout: float = 30.0
     prompt_timeout: float = 1.0
-    limits: http.Limits = field(default_factory=http.Limits)
+    limits: HttpLimits = LIMITS
+
+    def http_limits(self) -> HttpLimits:
+        """``limits``, with room for a request that waits for a busy card (``queue_timeout``)
+        or the scripted user, then is answered."""
+        waits = self.queue_timeout + self.prompt_timeout + self.limits.connection_timeout
+        return dataclasses.replace(self.limits, answer_timeout=max(self.limits.answer_timeout, waits))
 
 
-def build(config: ServiceConfig) -> tuple[HipkiService, TrustedSites]:
+def build(config: ServiceConfig) -> tuple[HipkiService, TrustedSites, LocalHttpService]:
+    """The service's calls, its trusted sites, and its HTTP service (bound, not yet serving)."""
     source = open_source(config.card)
     user = ScriptedUser(list(config.user_steps), config.auto_approve, config.prompt_timeout)
     trust = TrustedSites(config.trust_file, config.trusted)
-    return HipkiService(source, user, config.queue_timeout), trust
+    service = HipkiService(source, user, config.queue_timeout)
+    limits = config.http_limits()
+    app = build_app(service, trust, limits, config.test_control)
+    return service, trust, LocalHttpService(app, config.host, config.port, limits=limits, name="eidemu-hipki")
 
 
-async def serve_forever(config: ServiceConfig, ready: threading.Event | None = None) -> None:
-    service, trust = build(config)
-    running = await http.start(
-        build_app(service, trust, config.limits, config.test_control), config.host, config.port, config.limits
-    )
-    print(f"eidemu hipki: serving {service.source.description} on {running.url}", flush=True)
-    if ready is not None:
-        ready.set()
+def serve_forever(config: ServiceConfig) -> None:
+    """Serve in the calling thread until interrupted."""
+    service, _trust, http = build(config)
+    print(f"eidemu hipki: serving {service.source.description} on {local_url(http)}", flush=True)
     try:
-        await asyncio.Event().wait()
+        http.serve_forever()
     finally:
-        await running.close()
+        http.server_close()
         service.close()
 
 
+def local_url(http: LocalHttpService) -> str:
+    """``http://localhost:PORT``: the name web pages use (the ``Host`` the service accepts)."""
+    return f"http://localhost:{http.server_address[1]}"
+
+
 class BackgroundService:
-    """The service on its own event loop in a daemon thread; ``url``, ``service``, ``trust``."""
+    """The service on its own event loop in a daemon thread; ``url``, ``port``, ``service``, ``trust``."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.service, self.trust = build(config)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="hipki-service", daemon=True)
-        self._thread.start()
-        app = build_app(self.service, self.trust, config.limits, config.test_control)
-        self.running = asyncio.run_coroutine_threadsafe(
-            http.start(app, config.host, config.port, config.limits), self.loop
-        ).result(10)
-        self.url = f"http://localhost:{self.running.port}"
+        self.service, self.trust, self.http = build(config)
+        self._thread = self.http.start_in_thread()
+        self.port = self.http.server_address[1]
+        self.url = local_url(self.http)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.http.shutdown()
+        self.http.server_close()
         self._thread.join(5)
-        self.loop.close()
         self.service.close()
 
 
@@ -90,4 +99,4 @@ def background(config: ServiceConfig) -> Iterator[BackgroundService]:
         running.close()
 
 
-__all__ = ["DEFAULT_PORT", "BackgroundService", "ServiceConfig", "background", "build", "serve_forever"]
+__all__ = ["DEFAULT_PORT", "LIMITS", "BackgroundService", "ServiceConfig", "background", "build", "serve_forever"]
