@@ -15,9 +15,14 @@ have installed.
   :class:`~eidemu.conformance.runner.CardUnderTest`) and ``card_connection`` (a fresh connection
   per test); ``@pytest.mark.card_tokens("PIN")`` makes them NOT APPLICABLE on cards
   without the tokens.
+- NOT RUN (the test needs variables the card's declaration does not set) is a pytest skip
+  whose reason names the variables.
 - pytest-xdist: ``--card`` may be given several times; worker ``gwN`` uses card
   ``N mod count``, so each worker has its own card (several readers, or several emulated
-  cards, which are built per worker process anyway).
+  cards, which are built per worker process anyway). A ``served:`` URI without ``slot=``
+  gets slot ``N`` for worker ``gwN`` (given several times, the ``N // count``-th slot past
+  its own), so ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
+  eight slots of one pcscd (``eidemu pcscd start --readers 4``) without collisions.
 """
 
 from __future__ import annotations
@@ -69,10 +74,16 @@ def _active(config: pytest.Config) -> bool:
 
 
 def card_uri_for_worker(uris: list[str], worker: str | None) -> str:
-    """``gw3`` with four URIs gets the fourth; without xdist, the first."""
+    """``gw3`` with four URIs gets the fourth; without xdist, the first. A ``served:`` URI
+    without a slot gets one of its own per worker: slot 3 for ``gw3`` with one URI."""
     if not worker or not worker.startswith("gw") or not worker[2:].isdigit():
         return uris[0]
-    return uris[int(worker[2:]) % len(uris)]
+    index = int(worker[2:])
+    uri = uris[index % len(uris)]
+    if uri.startswith("served:") and "slot=" not in uri.partition("?")[2]:
+        slot = index if len(uris) == 1 else index // len(uris)
+        uri += ("&" if "?" in uri else "?") + f"slot={slot}"
+    return uri
 
 
 def _card(config: pytest.Config) -> CardUnderTest:
@@ -200,7 +211,7 @@ class ScriptItem(pytest.Item):
         )
         result = run_test(card, self.script, self.test, options)
         self.user_properties.append(("verdict", str(result.outcome)))
-        if result.outcome in (Outcome.NOT_APPLICABLE, Outcome.SKIPPED):
+        if result.outcome in (Outcome.NOT_APPLICABLE, Outcome.SKIPPED, Outcome.NOT_RUN):
             pytest.skip(f"{result.outcome}: {result.message}")
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):
             raise ConformanceFailure(result)
