@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from eidemu.emulator.iso7816.apdu import ResponseAPDU
 
-from .connection import CardConnection
+from .connection import CardConnection, CardConnectionError
 from .runner import CardDeclaration, load_card_declarations, load_catalogue, unset_variables
 from .script import Script
 
@@ -86,6 +86,10 @@ class ProbeResult:
     variables: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> value, evidence
     placeholders: dict[str, list[str]] = field(default_factory=dict)  # unset variable -> test IDs
     selected: list[str] = field(default_factory=list)  # well-known applications that selected
+    link_errors: list[str] = field(default_factory=list)  # the card stopped answering
+
+    def exchanges_sent(self) -> int:
+        return len(self.exchanges)
     exchanges: list[Exchange] = field(default_factory=list)
 
     def add(self, token: str, evidence: str) -> None:
@@ -101,6 +105,7 @@ class ProbeResult:
             "# (SELECT, GET RESPONSE, GET CHALLENGE, GET DATA, MANAGE CHANNEL). Review it: a token",
             "# claims the card supports a feature, and the catalogue's tests for it then apply.",
             f"# Card: {self.card}" + (f" (shipped declaration {self.known!r})" if self.known else ""),
+            *(f"# The card stopped answering {e}" for e in self.link_errors),
             f"atr: {self.atr.hex(' ').upper()}",
             f"description: {_quote('probed: ' + self.card)}",
             "tokens:",
@@ -201,15 +206,29 @@ def probe(
         say(f"SELECT MF (class 80): {cla_80.sw:04X}")
         result.absent["CLA-80"] = f"class-80 SELECT MF answered {cla_80.sw:04X}; the card uses class 00"
 
-    if cla == 0x00 and "SELECT-FID" in result.tokens:
-        _probe_select_forms(p, result)
-    _probe_aids(p, result, cla, say)
+    steps: list[Callable[[], None]] = [lambda: _probe_aids(p, result, cla, say)]
     if cla == 0x00:
-        _probe_get_challenge(p, result)
-        _probe_get_data(p, result)
-        _probe_channels(p, result)
+        steps += [lambda: _probe_get_challenge(p, result), lambda: _probe_get_data(p, result)]
+        steps += [lambda: _probe_channels(p, result)]
+        if "SELECT-FID" in result.tokens:
+            steps.append(lambda: _probe_select_forms(p, result))
+    for step in steps:
+        try:
+            step()
+        except (CardConnectionError, OSError) as exc:
+            # A card that stops answering (some crash on a command they do not handle):
+            # keep what was found, say so, and stop if a reset does not bring it back.
+            result.link_errors.append(f"after {result.exchanges_sent()} commands: {exc}")
+            say(f"the card stopped answering: {exc}")
+            try:
+                connection.reset()
+            except (CardConnectionError, OSError):
+                break
     _recognise_by_answers(result)
-    connection.reset()
+    try:
+        connection.reset()
+    except (CardConnectionError, OSError) as exc:
+        result.link_errors.append(f"final reset: {exc}")
     if catalogue is None:
         catalogue = load_catalogue()
     _catalogue_needs(result, list(catalogue))

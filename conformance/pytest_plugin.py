@@ -20,8 +20,7 @@ have installed.
 - pytest-xdist: ``--card`` may be given several times; worker ``gwN`` uses card
   ``N mod count``, so each worker has its own card (several readers, or several emulated
   cards, which are built per worker process anyway). A ``served:`` URI without ``slot=``
-  gets slot ``N`` for worker ``gwN`` (given several times, the ``N // count``-th slot past
-  its own), so ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
+  gets slot ``N`` for worker ``gwN`` (worker IDs are unique, so slots never collide), so ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
   eight slots of one pcscd (``eidemu pcscd start --readers 4``) without collisions.
 """
 
@@ -81,8 +80,7 @@ def card_uri_for_worker(uris: list[str], worker: str | None) -> str:
     index = int(worker[2:])
     uri = uris[index % len(uris)]
     if uri.startswith("served:") and "slot=" not in uri.partition("?")[2]:
-        slot = index if len(uris) == 1 else index // len(uris)
-        uri += ("&" if "?" in uri else "?") + f"slot={slot}"
+        uri += ("&" if "?" in uri else "?") + f"slot={index}"
     return uri
 
 
