@@ -90,13 +90,16 @@ class ProbeResult:
 
     def exchanges_sent(self) -> int:
         return len(self.exchanges)
+
     exchanges: list[Exchange] = field(default_factory=list)
 
     def add(self, token: str, evidence: str) -> None:
         self.tokens.setdefault(token, evidence)
 
     def declaration(self) -> CardDeclaration:
-        return CardDeclaration(self.known or "probed", frozenset(self.tokens), {k: v for k, (v, _) in self.variables.items()})
+        return CardDeclaration(
+            self.known or "probed", frozenset(self.tokens), {k: v for k, (v, _) in self.variables.items()}
+        )
 
     def yaml(self) -> str:
         """The card declaration file, evidence as comments (``--card-config FILE``)."""
@@ -150,7 +153,7 @@ class Prober:
         return ResponseAPDU.parse(raw)
 
     def complete(self, command: bytes) -> tuple[ResponseAPDU, bool]:
-        """``command``, following 61xx with GET RESPONSE (7816-4 §7.6.1) and 6Cxx with the
+        """``command``, following 61xx with GET RESPONSE (ISO/IEC 7816-4:2005 §7.6.1) and 6Cxx with the
         exact Le (§5.1.3); the final response and whether GET RESPONSE served data."""
         response = self.send(command)
         if response.sw1 == 0x6C:
@@ -201,7 +204,7 @@ def probe(
     else:
         result.add("CLA-00", f"SELECT MF in class 00 answered {mf.sw:04X}, not 6E00")
         if mf.sw == 0x9000:
-            result.add("SELECT-FID", "SELECT MF 3F00 with P2=0C answered 9000 (ISO/IEC 7816-4 §7.1.1)")
+            result.add("SELECT-FID", "SELECT MF 3F00 with P2=0C answered 9000 (ISO/IEC 7816-4:2005 §7.1.1)")
         cla_80 = p.send(_apdu(0x80, 0xA4, 0x00, 0x0C, MF))
         say(f"SELECT MF (class 80): {cla_80.sw:04X}")
         result.absent["CLA-80"] = f"class-80 SELECT MF answered {cla_80.sw:04X}; the card uses class 00"
@@ -266,12 +269,16 @@ def _probe_aids(p: Prober, result: ProbeResult, cla: int, say: Callable[[str], N
         result.add("SELECT-AID-PARTIAL", f"SELECT by the truncated DF name {_hex(partial)} answered 9000")
         result.variables["AID_PARTIAL"] = (partial, "the first five bytes of AID selected it")
     else:
-        result.absent["SELECT-AID-PARTIAL"] = f"SELECT by the truncated DF name {_hex(partial)} answered {response.sw:04X}"
+        result.absent["SELECT-AID-PARTIAL"] = (
+            f"SELECT by the truncated DF name {_hex(partial)} answered {response.sw:04X}"
+        )
     case3 = p.send(_apdu(0x00, 0xA4, 0x04, 0x00, aid))
     if case3.sw1 == 0x61:
         fci = p.send(_apdu(0x00, 0xC0, 0x00, 0x00, le=case3.sw2))
         if fci.sw == 0x9000 and fci.data[:1] == b"\x6f":
-            result.add("GET-RESPONSE", f"SELECT by AID as case 3 answered {case3.sw:04X}; GET RESPONSE returned the FCI")
+            result.add(
+                "GET-RESPONSE", f"SELECT by AID as case 3 answered {case3.sw:04X}; GET RESPONSE returned the FCI"
+            )
     else:
         result.absent["GET-RESPONSE"] = f"SELECT by AID as case 3 answered {_short(case3.encode())}, not 61xx"
     if "SELECT-FCI" not in result.tokens:

@@ -213,13 +213,21 @@ def unset_variables(script: Script, test: TestCase, variables: Mapping[str, byte
     defined = set(variables)
     missing: list[str] = []
 
+    unbuilt: dict[str, list[str]] = {}  # file variable -> the unset variables it is built from
+
     def need(text: str) -> None:
         for name in variables_in(text):
-            if name not in defined and name not in missing:
-                missing.append(name)
+            for wanted in unbuilt.get(name, [name]):
+                if wanted not in defined and wanted not in missing:
+                    missing.append(wanted)
 
-    for setvar in script.variables:
-        if setvar.name not in defined and all(n in defined for n in variables_in(setvar.value)):
+    for setvar in script.variables:  # in file order, as run_test builds them
+        if setvar.name in defined:
+            continue
+        lacking = [n for n in variables_in(setvar.value) if n not in defined]
+        if lacking:
+            unbuilt[setvar.name] = [m for n in lacking for m in unbuilt.get(n, [n])]
+        else:
             defined.add(setvar.name)
     for step in test.steps:
         if isinstance(step, SetVariable):

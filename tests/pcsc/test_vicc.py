@@ -106,7 +106,10 @@ def test_vicc_probe_then_catalogue_gives_the_recorded_verdicts(vicc, tmp_path):
         card.close()
     verdicts = {r.test.id: str(r.outcome) for r in results}
     if os.environ.get("EIDEMU_RECORD_VICC"):  # re-record after a deliberate change, then review the diff
-        record = {"tokens": sorted(result.tokens), "verdicts": {k: v for k, v in verdicts.items() if v != "NOT APPLICABLE"}}
+        record = {
+            "tokens": sorted(result.tokens),
+            "verdicts": {k: v for k, v in verdicts.items() if v != "NOT APPLICABLE"},
+        }
         EXPECTED.write_text(HEADER + yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
         print("\n".join(f"{r.test.id} {r.outcome} {r.message}" for r in results if r.outcome != Outcome.NOT_APPLICABLE))
     assert {k: v for k, v in verdicts.items() if v != "NOT APPLICABLE"} == expected["verdicts"]

@@ -177,7 +177,7 @@ def _report_unset(card: Any, selected: list[Any]) -> None:
     if not lacking:
         return
     tests = {t for ids in lacking.values() for t in ids}
-    print(f"eidemu: {len(tests)} test(s) will be NOT RUN: variables not set by the card's declaration:", file=sys.stderr)
+    print(f"eidemu: {len(tests)} tests will be NOT RUN: variables not set by the card's declaration:", file=sys.stderr)
     for name, ids in sorted(lacking.items()):
         print(f"eidemu:   ${{{name}}}: {', '.join(ids)}", file=sys.stderr)
 
@@ -372,7 +372,7 @@ class _Throughput:
         rate = self.done / (now - self.started)
         left = (self.total - self.done) / rate
         print(
-            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests/s, about {left:.0f} s left",
+            f"eidemu: progress: {self.done}/{self.total} tests, {rate:.0f} tests a second, about {left:.0f} s left",
             file=sys.stderr,
             flush=True,
         )
@@ -413,6 +413,6 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         card.close()
     print(report.text())
-    if report.result.outcome == Outcome.ERROR:
+    if report.result.outcome in (Outcome.ERROR, Outcome.NOT_RUN):
         return EXIT_USAGE
     return EXIT_OK if report.identical else EXIT_CARD_ERROR
