@@ -345,7 +345,7 @@ def _historical(atr: bytes) -> bytes:
 
 
 def _recognise_by_atr(result: ProbeResult) -> None:
-    for name, (declaration, atr, _profile) in load_card_declarations().items():
+    for name, (_declaration, atr, _profile) in load_card_declarations().items():
         if atr is not None and atr == result.atr:
             result.known = name
             result.card = f"the emulator's {name} card"

@@ -20,7 +20,8 @@ have installed.
 - pytest-xdist: ``--card`` may be given several times; worker ``gwN`` uses card
   ``N mod count``, so each worker has its own card (several readers, or several emulated
   cards, which are built per worker process anyway). A ``served:`` URI without ``slot=``
-  gets slot ``N`` for worker ``gwN`` (worker IDs are unique, so slots never collide), so ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
+  gets slot ``N`` for worker ``gwN`` (worker IDs are unique, so slots never collide), so
+  ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
   eight slots of one pcscd (``eidemu pcscd start --readers 4``) without collisions.
 """
 

@@ -13,8 +13,8 @@ slots on consecutive TCP ports: ``Virtual PCD 00 00`` on *port*, ``Virtual PCD 0
 ``DEVICENAME`` ports and ``CHANNELID``), reader *k* on *port + 2k* and *port + 2k + 1*, so
 slot *s* (counted across readers) is always on *port + s*. pcscd 1.9 numbers every vpcd
 reader ``00`` whatever other readers share its FRIENDLYNAME, so reader *k* > 0 is named
-``Virtual PCD k``: slot 3 is ``Virtual PCD 1 00 01``. vpcd binds every interface, so ports are chosen free and below Linux's
-ephemeral range (where outgoing connections would otherwise collide with them).
+``Virtual PCD k``: slot 3 is ``Virtual PCD 1 00 01``. vpcd binds every interface, so ports
+are chosen free and below Linux's ephemeral range (where outgoing connections would otherwise collide with them).
 
 Everything about a running instance (pid, socket, ports, log) lives in one run directory
 with a ``state.json``, so ``stop`` and ``status`` from another process find it.

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="vpcd readers of two slots each (default 1, at most 8: pcscd serves 16 slots): slot N is reader N//2, on PORT+N",
+        help="vpcd readers of two slots each (default 1, at most 8: pcscd serves 16 slots); "
+        "slot N is in reader N//2, on PORT+N",
     )
     p.set_defaults(handler=run)
 
