@@ -210,6 +210,7 @@ class ScriptItem(pytest.Item):
         )
         result = run_test(card, self.script, self.test, options)
         self.user_properties.append(("verdict", str(result.outcome)))
+        self.user_properties.append(("card", result.card))
         if result.outcome in (Outcome.NOT_APPLICABLE, Outcome.SKIPPED, Outcome.NOT_RUN):
             pytest.skip(f"{result.outcome}: {result.message}")
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):

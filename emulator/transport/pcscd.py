@@ -199,12 +199,12 @@ def pick_ports(slots: int = VPCD_SLOTS, attempts: int = 200) -> int:
     raise PcscdError(f"no {slots} consecutive free TCP ports found in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
-def reader_config(port: int, driver: str, readers: int = 1) -> str:
-    """reader.conf(5) text for ``readers`` vpcd readers, reader *k* listening for cards on
-    ``port + 2k`` and ``port + 2k + 1``, each with a FRIENDLYNAME of its own (pcscd would
+def reader_config(port: int, drivers: list[str]) -> str:
+    """reader.conf(5) text for one vpcd reader per driver path, reader *k* listening for cards
+    on ``port + 2k`` and ``port + 2k + 1``, each with a FRIENDLYNAME of its own (pcscd would
     give readers sharing one the same name)."""
     entries = []
-    for k in range(readers):
+    for k, driver in enumerate(drivers):
         base = port + k * VPCD_SLOTS
         entries.append(
             f'FRIENDLYNAME "{friendly(k)}"\nDEVICENAME   /dev/null:{base}\nLIBPATH      {driver}\nCHANNELID    {base}\n'
@@ -212,12 +212,30 @@ def reader_config(port: int, driver: str, readers: int = 1) -> str:
     return "\n".join(entries)
 
 
+def driver_copies(driver: str, readers: int, directory: Path) -> list[str]:
+    """The driver path for each of ``readers`` vpcd readers.
+
+    Debian's vpcd 0.8 keeps its slots in a static array indexed by the slot number alone, so
+    two readers loaded from one library share (and overwrite) each other's slots. pcscd
+    loads each distinct LIBPATH as a library of its own (dlopen), so reader *k* > 0 gets a
+    copy of the driver in the run directory, with state of its own."""
+    paths = [driver]
+    if readers > 1:
+        directory.mkdir(parents=True, exist_ok=True)
+    for k in range(1, readers):
+        copy = directory / f"libifdvpcd-{k}.so"
+        shutil.copyfile(driver, copy)
+        paths.append(str(copy))
+    return paths
+
+
 def write_reader_config(config_dir: Path, port: int, driver: str, readers: int = 1) -> None:
     """The vpcd readers listening for cards on ``port`` (slot 0) and up (pcsc-lite reader.conf(5))."""
     config_dir.mkdir(parents=True, exist_ok=True)
     for old in config_dir.iterdir():
         old.unlink()
-    (config_dir / "vpcd").write_text(reader_config(port, driver, readers), encoding="utf-8")
+    drivers = driver_copies(driver, readers, config_dir.parent / "drivers") if driver else [driver] * readers
+    (config_dir / "vpcd").write_text(reader_config(port, drivers), encoding="utf-8")
 
 
 def _namespace_command() -> list[str]:
