@@ -22,7 +22,7 @@ from eidemu.emulator.transport import pcscd
 
 from .conftest import ROOT, unavailable
 
-ISO_DEMO_ATR = "3B88800145494445 4D55 30 31 3A".replace(" ", "")
+ISO_DEMO_ATR = "3B88800145494445 4D553031 3A".replace(" ", "")
 MOICA_ATR = "3BB813008131FA524348544D4F494341A5"
 READERS = ["Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 1 00 00", "Virtual PCD 1 00 01"]
 
