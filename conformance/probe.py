@@ -228,6 +228,11 @@ def probe(
             except (CardConnectionError, OSError):
                 break
     _recognise_by_answers(result)
+    result.add(
+        "STRICT",
+        "opt-in kept by default: tests stricter than ISO/IEC 7816-4 on purpose (docs/conformance-scripts.md "
+        '"Strictness"); delete this line to leave them out',
+    )
     try:
         connection.reset()
     except (CardConnectionError, OSError) as exc:

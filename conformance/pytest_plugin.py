@@ -8,7 +8,8 @@ have installed.
   files on the command line) and the catalogue's registered Python tests
   (:mod:`eidemu.conformance.pythontests`, e.g. ``MOICA_FLOW_01``) become items named by their test
   ID, next to the project's own Python tests; ``-k ISO_PIN`` selects by ID, ``-m "not destructive"`` leaves the
-  destructive ones out.
+  destructive ones out, ``-m "not strict"`` those stricter than ISO/IEC 7816-4 on purpose
+  (token ``STRICT``, docs/conformance-scripts.md "Strictness").
 - NOT APPLICABLE and SKIPPED verdicts are pytest skips whose reason starts with the verdict;
   FAILED is a failure showing expected and received values and the exchanged APDUs.
 - Python tests get the card through fixtures: ``card_under_test`` (the
@@ -66,6 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a test case from an APDU conformance script")
     config.addinivalue_line("markers", "destructive: changes the card irreversibly (blocks a PIN, writes a file)")
     config.addinivalue_line("markers", "card_tokens(*tokens): the test applies only to cards declaring these tokens")
+    config.addinivalue_line(
+        "markers", "strict: stricter than ISO/IEC 7816-4 on purpose (token STRICT); -m 'not strict'"
+    )
     config.stash[_SEEN_KEY] = set()
 
 
@@ -163,6 +167,8 @@ class ScriptFile(pytest.File):
             item.add_marker("conformance")
             if test.destructive:
                 item.add_marker("destructive")
+            if "STRICT" in test.tokens:
+                item.add_marker("strict")
             yield item
 
 
@@ -180,6 +186,8 @@ class PythonTestModule(pytest.File):
             item.add_marker("conformance")
             if test.destructive:
                 item.add_marker("destructive")
+            if "STRICT" in test.tokens:
+                item.add_marker("strict")
             yield item
 
 
