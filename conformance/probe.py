@@ -54,6 +54,12 @@ MOICA_HISTORICAL = b"CHTMOICA"  # fixtures/profiles/moica-g2-valid-1.yaml
 EID_HISTORICAL = b"TWEID"  # fixtures/profiles/eid-g2-valid-1.yaml
 
 
+STRICT_EVIDENCE = (
+    "kept by default: tests stricter than ISO/IEC 7816-4 on purpose; delete this line to leave them out "
+    '(docs/conformance-scripts.md "Strictness")'
+)
+
+
 class ProbeRefused(RuntimeError):
     """A probe tried to send an instruction outside :data:`ALLOWED_INS` (a defect; never sent)."""
 
@@ -228,11 +234,7 @@ def probe(
             except (CardConnectionError, OSError):
                 break
     _recognise_by_answers(result)
-    result.add(
-        "STRICT",
-        "opt-in kept by default: tests stricter than ISO/IEC 7816-4 on purpose (docs/conformance-scripts.md "
-        '"Strictness"); delete this line to leave them out',
-    )
+    result.add("STRICT", STRICT_EVIDENCE)
     try:
         connection.reset()
     except (CardConnectionError, OSError) as exc:
