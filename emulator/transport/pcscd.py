@@ -234,7 +234,7 @@ def write_reader_config(config_dir: Path, port: int, driver: str, readers: int =
     config_dir.mkdir(parents=True, exist_ok=True)
     for old in config_dir.iterdir():
         old.unlink()
-    drivers = driver_copies(driver, readers, config_dir.parent / "drivers") if driver else [driver] * readers
+    drivers: list[str] = driver_copies(driver, readers, config_dir.parent / "drivers") if driver else [""] * readers
     (config_dir / "vpcd").write_text(reader_config(port, drivers), encoding="utf-8")
 
 
