@@ -130,3 +130,21 @@ def test_run_with_probe_and_the_probe_command(tmp_path, capsys):
     out = tmp_path / "card.yaml"
     assert main(["conformance", "probe", "--card", "emulator:iso-demo", "--out", str(out)]) == 0
     assert yaml.safe_load(out.read_text(encoding="utf-8"))["variables"]["AID"] == "A0 00 00 02 47 10 01"
+
+
+def test_not_run_in_junit_and_html_reports():
+    from eidemu.conformance.reports import html_report, junit_xml
+
+    declaration = CardDeclaration("bare", frozenset({"ISO7816", "CLA-00", "SELECT-AID"}), {})
+    card = CardUnderTest("emulator:iso-demo", declaration)
+    try:
+        pairs = {t.id: (s, t) for s, t in select_tests(load_catalogue())}
+        results = [run_test(card, *pairs["ISO_SELECT_03"]), run_test(card, *pairs["ISO_INS_01"])]
+    finally:
+        card.close()
+    assert [r.outcome for r in results] == [Outcome.NOT_RUN, Outcome.PASSED]
+    xml = junit_xml(results)
+    assert 'skipped="1"' in xml
+    assert '<skipped message="NOT RUN: needs ${AID}: not set by the card' in xml
+    page = html_report(results, "emulator:iso-demo")
+    assert "NOT RUN" in page and "needs ${AID}" in page
