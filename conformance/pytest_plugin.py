@@ -8,16 +8,22 @@ have installed.
   files on the command line) and the catalogue's registered Python tests
   (:mod:`eidemu.conformance.pythontests`, e.g. ``MOICA_FLOW_01``) become items named by their test
   ID, next to the project's own Python tests; ``-k ISO_PIN`` selects by ID, ``-m "not destructive"`` leaves the
-  destructive ones out.
+  destructive ones out, ``-m "not strict"`` those stricter than ISO/IEC 7816-4 on purpose
+  (token ``STRICT``, docs/conformance-scripts.md "Strictness").
 - NOT APPLICABLE and SKIPPED verdicts are pytest skips whose reason starts with the verdict;
   FAILED is a failure showing expected and received values and the exchanged APDUs.
 - Python tests get the card through fixtures: ``card_under_test`` (the
   :class:`~eidemu.conformance.runner.CardUnderTest`) and ``card_connection`` (a fresh connection
   per test); ``@pytest.mark.card_tokens("PIN")`` makes them NOT APPLICABLE on cards
   without the tokens.
+- NOT RUN (the test needs variables the card's declaration does not set) is a pytest skip
+  whose reason names the variables.
 - pytest-xdist: ``--card`` may be given several times; worker ``gwN`` uses card
   ``N mod count``, so each worker has its own card (several readers, or several emulated
-  cards, which are built per worker process anyway).
+  cards, which are built per worker process anyway). A ``served:`` URI without ``slot=``
+  gets slot ``N`` for worker ``gwN`` (worker IDs are unique, so slots never collide), so
+  ``pytest -n 8 --card served:moica-g2-valid-1`` serves eight cards into
+  eight slots of one pcscd (``eidemu pcscd start --readers 4``) without collisions.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a test case from an APDU conformance script")
     config.addinivalue_line("markers", "destructive: changes the card irreversibly (blocks a PIN, writes a file)")
     config.addinivalue_line("markers", "card_tokens(*tokens): the test applies only to cards declaring these tokens")
+    config.addinivalue_line(
+        "markers", "strict: stricter than ISO/IEC 7816-4 on purpose (token STRICT); -m 'not strict'"
+    )
     config.stash[_SEEN_KEY] = set()
 
 
@@ -69,10 +78,15 @@ def _active(config: pytest.Config) -> bool:
 
 
 def card_uri_for_worker(uris: list[str], worker: str | None) -> str:
-    """``gw3`` with four URIs gets the fourth; without xdist, the first."""
+    """``gw3`` with four URIs gets the fourth; without xdist, the first. A ``served:`` URI
+    without a slot gets one of its own per worker: slot 3 for ``gw3`` with one URI."""
     if not worker or not worker.startswith("gw") or not worker[2:].isdigit():
         return uris[0]
-    return uris[int(worker[2:]) % len(uris)]
+    index = int(worker[2:])
+    uri = uris[index % len(uris)]
+    if uri.startswith("served:") and "slot=" not in uri.partition("?")[2]:
+        uri += ("&" if "?" in uri else "?") + f"slot={index}"
+    return uri
 
 
 def _card(config: pytest.Config) -> CardUnderTest:
@@ -153,6 +167,8 @@ class ScriptFile(pytest.File):
             item.add_marker("conformance")
             if test.destructive:
                 item.add_marker("destructive")
+            if "STRICT" in test.tokens:
+                item.add_marker("strict")
             yield item
 
 
@@ -170,6 +186,8 @@ class PythonTestModule(pytest.File):
             item.add_marker("conformance")
             if test.destructive:
                 item.add_marker("destructive")
+            if "STRICT" in test.tokens:
+                item.add_marker("strict")
             yield item
 
 
@@ -200,7 +218,8 @@ class ScriptItem(pytest.Item):
         )
         result = run_test(card, self.script, self.test, options)
         self.user_properties.append(("verdict", str(result.outcome)))
-        if result.outcome in (Outcome.NOT_APPLICABLE, Outcome.SKIPPED):
+        self.user_properties.append(("card", result.card))
+        if result.outcome in (Outcome.NOT_APPLICABLE, Outcome.SKIPPED, Outcome.NOT_RUN):
             pytest.skip(f"{result.outcome}: {result.message}")
         if result.outcome in (Outcome.FAILED, Outcome.ERROR):
             raise ConformanceFailure(result)

@@ -39,7 +39,7 @@ class ReplayReport:
         differing = [s for s in self.result.steps if not s.ok]
         lines = [format_step(s) for s in differing]
         verdict = "identical" if self.identical else f"{len(differing)} differ"
-        if self.result.outcome == Outcome.ERROR:
+        if self.result.outcome in (Outcome.ERROR, Outcome.NOT_RUN):
             verdict = f"stopped: {self.result.message}"
         lines.append(f"{self.trace}: {self.exchanges} exchanges replayed against {self.result.card}: {verdict}")
         return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 JUnit XML follows the schema CI servers read (Jenkins, GitLab, GitHub actions): one
 ``<testsuite>`` per category, ``<failure>`` for FAILED, ``<error>`` for ERROR and
-``<skipped>`` for SKIPPED and NOT APPLICABLE (with the reason, so the two stay apart).
+``<skipped>`` for SKIPPED, NOT APPLICABLE and NOT RUN (with the verdict and reason, so they stay
+apart: NOT RUN names the variables the card's declaration does not set).
 
 The HTML report needs no network or script: a summary by category with an inline SVG bar
 chart, then every test, failures first, with each step's APDU and response decoded. PIN
@@ -28,6 +29,7 @@ COLOURS = {
     Outcome.FAILED: "#c62828",
     Outcome.ERROR: "#6a1b9a",
     Outcome.SKIPPED: "#f9a825",
+    Outcome.NOT_RUN: "#ef6c00",
     Outcome.NOT_APPLICABLE: "#9e9e9e",
 }
 
@@ -54,7 +56,7 @@ def junit_xml(results: Sequence[TestResult], name: str = "eidemu-conformance") -
     root.set("tests", str(len(results)))
     root.set("failures", str(totals[Outcome.FAILED]))
     root.set("errors", str(totals[Outcome.ERROR]))
-    root.set("skipped", str(totals[Outcome.SKIPPED] + totals[Outcome.NOT_APPLICABLE]))
+    root.set("skipped", str(_skipped(totals)))
     root.set("time", f"{sum(r.duration for r in results):.3f}")
     for category, group in by_category(results).items():
         counts = summary(group)
@@ -65,7 +67,7 @@ def junit_xml(results: Sequence[TestResult], name: str = "eidemu-conformance") -
             tests=str(len(group)),
             failures=str(counts[Outcome.FAILED]),
             errors=str(counts[Outcome.ERROR]),
-            skipped=str(counts[Outcome.SKIPPED] + counts[Outcome.NOT_APPLICABLE]),
+            skipped=str(_skipped(counts)),
             time=f"{sum(r.duration for r in group):.3f}",
         )
         for r in group:
@@ -84,7 +86,7 @@ def junit_xml(results: Sequence[TestResult], name: str = "eidemu-conformance") -
             elif r.outcome == Outcome.ERROR:
                 error = ET.SubElement(case, "error", message=r.message, type="ERROR")
                 error.text = _details(r)
-            elif r.outcome in (Outcome.SKIPPED, Outcome.NOT_APPLICABLE):
+            elif r.outcome in SKIPPED_OUTCOMES:
                 ET.SubElement(case, "skipped", message=f"{r.outcome}: {r.message}")
             props = ET.SubElement(case, "properties")
             for key, value in (("title", r.test.title), ("spec", r.test.spec), ("card", r.card)):
@@ -94,6 +96,13 @@ def junit_xml(results: Sequence[TestResult], name: str = "eidemu-conformance") -
                 out.text = "\n".join(format_step(s) for s in r.steps)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+SKIPPED_OUTCOMES = (Outcome.SKIPPED, Outcome.NOT_APPLICABLE, Outcome.NOT_RUN)
+
+
+def _skipped(counts: dict[Outcome, int]) -> int:
+    return sum(counts[o] for o in SKIPPED_OUTCOMES)
 
 
 def _details(r: TestResult) -> str:

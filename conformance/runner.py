@@ -3,7 +3,9 @@
 Verdicts follow the ICAO 9303-10/-11 and BSI TR-03105 test plans: a test whose applicability
 tokens the card does not declare is NOT APPLICABLE (never PASSED); a destructive test is
 SKIPPED unless allowed; a step whose response differs from its expectations makes the test
-FAILED; a problem of the harness or the link (an unset variable, a reader error) is ERROR.
+FAILED; a test needing a variable the card's declaration does not set is NOT RUN, decided
+before any APDU is sent (:func:`unset_variables`); a problem of the harness or the link
+(a reader error, a capture that found nothing) is ERROR.
 
 The card under test is described by a :class:`CardUnderTest`: how to connect, its tokens
 and its variables. Emulated cards are rebuilt fresh from their profile before every test,
@@ -41,6 +43,7 @@ from .script import (
     expand,
     load_scripts,
     nibbles_match,
+    variables_in,
 )
 
 CATALOGUE_DIR = Path(str(files(__package__).joinpath("catalogue")))
@@ -52,11 +55,19 @@ class Outcome(StrEnum):
     FAILED = "FAILED"
     NOT_APPLICABLE = "NOT APPLICABLE"
     SKIPPED = "SKIPPED"
+    NOT_RUN = "NOT RUN"  # needs variables the card's declaration does not set
     ERROR = "ERROR"
 
 
 # Report order: what needs attention first.
-OUTCOME_ORDER = (Outcome.ERROR, Outcome.FAILED, Outcome.PASSED, Outcome.SKIPPED, Outcome.NOT_APPLICABLE)
+OUTCOME_ORDER = (
+    Outcome.ERROR,
+    Outcome.FAILED,
+    Outcome.NOT_RUN,
+    Outcome.PASSED,
+    Outcome.SKIPPED,
+    Outcome.NOT_APPLICABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,56 @@ def declaration_for(uri: str, atr: bytes | None, card_config: str | None = None)
     return CardDeclaration(uri)
 
 
+def is_undeclared(declaration: CardDeclaration) -> bool:
+    """True when nothing describes the card: no shipped entry, no file, no tokens given."""
+    return not declaration.tokens
+
+
+def unset_variables(script: Script, test: TestCase, variables: Mapping[str, bytes]) -> list[str]:
+    """The variables ``test`` reads that neither ``variables`` (the card's) nor the script
+    sets before they are read (``set`` lines, captures), in first-use order.
+
+    Found from the script text alone, so the runner knows before sending any APDU. Python
+    tests declare nothing and are checked when they run (an unset variable is NOT RUN then).
+    """
+    defined = set(variables)
+    missing: list[str] = []
+
+    unbuilt: dict[str, list[str]] = {}  # file variable -> the unset variables it is built from
+
+    def need(text: str) -> None:
+        for name in variables_in(text):
+            for wanted in unbuilt.get(name, [name]):
+                if wanted not in defined and wanted not in missing:
+                    missing.append(wanted)
+
+    for setvar in script.variables:  # in file order, as run_test builds them
+        if setvar.name in defined:
+            continue
+        lacking = [n for n in variables_in(setvar.value) if n not in defined]
+        if lacking:
+            unbuilt[setvar.name] = [m for n in lacking for m in unbuilt.get(n, [n])]
+        else:
+            defined.add(setvar.name)
+    for step in test.steps:
+        if isinstance(step, SetVariable):
+            need(step.value)
+            defined.add(step.name)
+        elif isinstance(step, Send):
+            need(str(step.command))
+            for expectation in step.expectations:
+                need(str(expectation))
+            defined.update(capture.name for capture in step.captures)
+        elif isinstance(step, Reset) and step.atr:
+            need(step.atr)
+    return missing
+
+
+def not_run_reason(missing: Iterable[str]) -> str:
+    names = ", ".join(f"${{{name}}}" for name in missing)
+    return f"needs {names}: not set by the card's declaration (set with --var NAME=HEX or in the card file)"
+
+
 class CardUnderTest:
     """How to reach one card between tests: opened once through :func:`open_card`.
 
@@ -292,6 +353,9 @@ def run_test(card: CardUnderTest, script: Script, test: TestCase, options: RunOp
         return TestResult(
             test, Outcome.SKIPPED, "destructive test: run with --allow-destructive", card=card.description
         )
+    missing = unset_variables(script, test, card.declaration.variables)
+    if missing:
+        return TestResult(test, Outcome.NOT_RUN, not_run_reason(missing), card=card.description)
     started = time.perf_counter()
     with _trace_file(options, test) as trace:
         tracer = None
@@ -346,8 +410,8 @@ def _run_python_test(
         outcome, message, expected, received = Outcome.FAILED, exc.message, exc.expected, exc.received
     except AssertionError as exc:
         outcome, message = Outcome.FAILED, str(exc) or "assertion failed"
-    except ExpansionError as exc:
-        outcome, message = Outcome.ERROR, str(exc)
+    except ExpansionError as exc:  # a variable the declaration does not set
+        outcome, message = Outcome.NOT_RUN, f"{exc} (set with --var NAME=HEX or in the card file)"
     except (CardConnectionError, OSError) as exc:
         outcome, message = Outcome.ERROR, f"card link failed: {exc}"
     except Exception as exc:  # a defect of the test itself: report it, never abort the run

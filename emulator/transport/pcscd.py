@@ -9,8 +9,12 @@ client library is first used in a process, because libpcsclite caches the socket
 
 The reader configuration is one vpcd reader (``FRIENDLYNAME "Virtual PCD"``) with two
 slots on consecutive TCP ports: ``Virtual PCD 00 00`` on *port*, ``Virtual PCD 00 01`` on
-*port + 1*. vpcd binds every interface, so ports are chosen free and below Linux's
-ephemeral range (where outgoing connections would otherwise collide with them).
+*port + 1*; with ``readers=N``, N such readers (reader.conf(5) entries with distinct
+``DEVICENAME`` ports and ``CHANNELID``), reader *k* on *port + 2k* and *port + 2k + 1*, so
+slot *s* (counted across readers) is always on *port + s*. pcscd 1.9 numbers every vpcd
+reader ``00`` whatever other readers share its FRIENDLYNAME, so reader *k* > 0 is named
+``Virtual PCD k``: slot 3 is ``Virtual PCD 1 00 01``. vpcd binds every interface, so ports
+are chosen free and below Linux's ephemeral range (where outgoing connections would otherwise collide with them).
 
 Everything about a running instance (pid, socket, ports, log) lives in one run directory
 with a ``state.json``, so ``stop`` and ``status`` from another process find it.
@@ -44,6 +48,7 @@ DRIVER_GLOBS = (
     "/usr/local/lib/pcsc/drivers/serial/libifdvpcd.so",
 )
 PCSCD_CANDIDATES = ("/usr/sbin/pcscd", "/usr/local/sbin/pcscd")
+MAX_READERS = 8  # pcsc-lite: PCSCLITE_MAX_READERS_CONTEXTS = 16 slots in all
 PORT_RANGE = (20000, 32000)  # below the default ephemeral range 32768-60999
 STATE_FILE = "state.json"
 
@@ -53,8 +58,15 @@ _NAMESPACE_SCRIPT = 'mkdir -p /run/pcscd && mount --bind "$1" /run/pcscd && exec
 
 def reader_name(slot: int, friendly_name: str = FRIENDLY_NAME) -> str:
     """The name pcscd gives a vpcd slot: ``FRIENDLYNAME <reader index> <slot>``, both as two
-    hex digits (``Virtual PCD 00 00`` for slot 0 with the usual reader.conf)."""
-    return f"{friendly_name} 00 {slot:02X}"
+    hex digits (``Virtual PCD 00 00`` for slot 0 with the usual reader.conf). Slots are
+    counted across readers of :data:`VPCD_SLOTS` slots each, reader *k* > 0 named
+    ``FRIENDLYNAME k`` (:func:`reader_config`): slot 3 is ``Virtual PCD 1 00 01``."""
+    return f"{friendly(slot // VPCD_SLOTS, friendly_name)} 00 {slot % VPCD_SLOTS:02X}"
+
+
+def friendly(reader: int, friendly_name: str = FRIENDLY_NAME) -> str:
+    """FRIENDLYNAME of vpcd reader ``reader``: the usual name for the first, numbered after."""
+    return friendly_name if reader == 0 else f"{friendly_name} {reader}"
 
 
 class PcscdError(RuntimeError):
@@ -68,9 +80,13 @@ class PcscdInstance:
     run_dir: str
     pid: int
     port: int
-    slots: int = VPCD_SLOTS
+    slots: int = VPCD_SLOTS  # across all readers: readers * VPCD_SLOTS
     friendly_name: str = FRIENDLY_NAME
     started: float = field(default_factory=time.time)
+
+    @property
+    def readers(self) -> int:
+        return self.slots // VPCD_SLOTS
 
     @property
     def socket_path(self) -> str:
@@ -183,15 +199,43 @@ def pick_ports(slots: int = VPCD_SLOTS, attempts: int = 200) -> int:
     raise PcscdError(f"no {slots} consecutive free TCP ports found in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
-def write_reader_config(config_dir: Path, port: int, driver: str) -> None:
-    """One vpcd reader listening for cards on ``port`` (slot 0) and up (pcsc-lite reader.conf(5))."""
+def reader_config(port: int, drivers: list[str]) -> str:
+    """reader.conf(5) text for one vpcd reader per driver path, reader *k* listening for cards
+    on ``port + 2k`` and ``port + 2k + 1``, each with a FRIENDLYNAME of its own (pcscd would
+    give readers sharing one the same name)."""
+    entries = []
+    for k, driver in enumerate(drivers):
+        base = port + k * VPCD_SLOTS
+        entries.append(
+            f'FRIENDLYNAME "{friendly(k)}"\nDEVICENAME   /dev/null:{base}\nLIBPATH      {driver}\nCHANNELID    {base}\n'
+        )
+    return "\n".join(entries)
+
+
+def driver_copies(driver: str, readers: int, directory: Path) -> list[str]:
+    """The driver path for each of ``readers`` vpcd readers.
+
+    Debian's vpcd 0.8 keeps its slots in a static array indexed by the slot number alone, so
+    two readers loaded from one library share (and overwrite) each other's slots. pcscd
+    loads each distinct LIBPATH as a library of its own (dlopen), so reader *k* > 0 gets a
+    copy of the driver in the run directory, with state of its own."""
+    paths = [driver]
+    if readers > 1:
+        directory.mkdir(parents=True, exist_ok=True)
+    for k in range(1, readers):
+        copy = directory / f"libifdvpcd-{k}.so"
+        shutil.copyfile(driver, copy)
+        paths.append(str(copy))
+    return paths
+
+
+def write_reader_config(config_dir: Path, port: int, driver: str, readers: int = 1) -> None:
+    """The vpcd readers listening for cards on ``port`` (slot 0) and up (pcsc-lite reader.conf(5))."""
     config_dir.mkdir(parents=True, exist_ok=True)
     for old in config_dir.iterdir():
         old.unlink()
-    (config_dir / "vpcd").write_text(
-        f'FRIENDLYNAME "{FRIENDLY_NAME}"\nDEVICENAME   /dev/null:{port}\nLIBPATH      {driver}\nCHANNELID    {port}\n',
-        encoding="utf-8",
-    )
+    drivers: list[str] = driver_copies(driver, readers, config_dir.parent / "drivers") if driver else [""] * readers
+    (config_dir / "vpcd").write_text(reader_config(port, drivers), encoding="utf-8")
 
 
 def _namespace_command() -> list[str]:
@@ -206,9 +250,10 @@ def start(
     run_dir: str | os.PathLike[str] | None = None,
     *,
     port: int | None = None,
+    readers: int = 1,
     timeout: float = 10.0,
 ) -> PcscdInstance:
-    """Start a private pcscd and wait until its vpcd reader listens for cards.
+    """Start a private pcscd and wait until its vpcd readers (``readers`` of two slots) listen for cards.
 
     Raises PcscdError (one line: what is missing, or why pcscd did not start).
     """
@@ -225,9 +270,11 @@ def start(
         stale.unlink()
     if len(str(sock_dir / "pcscd.comm")) >= 100:
         raise PcscdError(f"run directory path too long for a UNIX socket: {run_path}")
-    base = port if port is not None else pick_ports()
-    instance = PcscdInstance(run_dir=str(run_path), pid=0, port=base)
-    write_reader_config(Path(instance.config_dir), base, find_driver() or "")
+    if not 1 <= readers <= MAX_READERS:
+        raise PcscdError(f"readers must be from 1 to {MAX_READERS}")
+    base = port if port is not None else pick_ports(readers * VPCD_SLOTS)
+    instance = PcscdInstance(run_dir=str(run_path), pid=0, port=base, slots=readers * VPCD_SLOTS)
+    write_reader_config(Path(instance.config_dir), base, find_driver() or "", readers)
     pcscd = find_pcscd() or "pcscd"
     argv = ["sh", "-c", _NAMESPACE_SCRIPT, "eidemu-pcscd", str(sock_dir), instance.config_dir, pcscd]
     with open(instance.log_path, "ab") as log_file:
@@ -292,7 +339,7 @@ def restart(instance: PcscdInstance, timeout: float = 10.0) -> PcscdInstance:
         if time.monotonic() > deadline:
             raise PcscdError(f"vpcd ports {instance.port}+ still busy after pcscd stopped")
         time.sleep(0.01)
-    return start(instance.run_dir, port=instance.port, timeout=timeout)
+    return start(instance.run_dir, port=instance.port, readers=instance.readers, timeout=timeout)
 
 
 def status(run_dir: str | os.PathLike[str] | None = None) -> PcscdInstance | None:

@@ -95,8 +95,10 @@ def test_record_with_apdu_trace_then_replay(tmp_path: Path, capsys):
     assert main(["replay", str(trace), "--var", "PIN_01=313233343536FFFF"]) == 0
     assert "5 exchanges replayed against emulator:iso-demo: identical" in capsys.readouterr().out
 
-    assert main(["replay", str(trace)]) == 2  # the PIN was redacted and not given
-    assert "variable ${PIN_01} is not set" in capsys.readouterr().out
+    assert main(["replay", str(trace)]) == 2  # the PIN was redacted and not given: nothing sent
+    assert (
+        "0 exchanges replayed against emulator:iso-demo: stopped: needs ${PIN_01}: not set" in capsys.readouterr().out
+    )
 
     from .broken import doubles  # noqa: F401
 

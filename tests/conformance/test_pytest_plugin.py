@@ -106,3 +106,21 @@ def test_registered_python_tests_are_items_next_to_the_script_items(tmp_path: Pa
         assert list(cases[test_id]) == [] or all(c.tag == "properties" for c in cases[test_id]), test_id
     assert "moica_certificates" in cases["MOICA_CERT_06"].get("classname", "")
     assert "1 failed" in run.stdout and "must not run on iso-demo" in run.stdout
+
+
+def test_served_uri_gets_the_worker_slot_and_strict_and_not_run_show(tmp_path: Path):
+    from eidemu.conformance.pytest_plugin import card_uri_for_worker
+
+    assert card_uri_for_worker(["served:iso-demo"], None) == "served:iso-demo"
+    assert card_uri_for_worker(["served:iso-demo"], "gw5") == "served:iso-demo?slot=5"
+    assert card_uri_for_worker(["served:iso-demo?vpcd=h:1"], "gw2") == "served:iso-demo?vpcd=h:1&slot=2"
+    assert card_uri_for_worker(["served:iso-demo?slot=1"], "gw2") == "served:iso-demo?slot=1"  # given: kept
+    assert card_uri_for_worker(["served:a", "served:b"], "gw3") == "served:b?slot=3"
+    strict = _pytest(tmp_path, "--card", "emulator:iso-demo", "-m", "strict", "-q", "--co")
+    names = sorted(line.rsplit("::", 1)[1] for line in strict.stdout.splitlines() if "::" in line)
+    assert names == ["ISO_CLA_01", "ISO_LENGTH_04", "ISO_P1P2_04"]
+    card = tmp_path / "bare.yaml"
+    card.write_text("tokens: [ISO7816, CLA-00, SELECT-AID]\n", encoding="utf-8")
+    run = _pytest(tmp_path, "--card", "emulator:iso-demo", "--card-config", str(card), "-k", "ISO_SELECT_03", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "NOT RUN: needs ${AID}: not set by the card's declaration" in run.stdout

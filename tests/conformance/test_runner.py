@@ -139,11 +139,14 @@ def test_emulated_cards_are_rebuilt_between_tests(catalogue):
     assert [r.outcome for r in results] == [Outcome.PASSED] * 3
 
 
-def test_unset_variable_is_an_error_not_a_failure():
+def test_unset_variable_is_not_run_before_any_apdu_not_a_failure():
     script = parse_script("test T_VAR_01: t\nsend 00 20 00 01 data ${NOPE}\n  sw 90 00\n", "v.apdu")
     result = run_test(CardUnderTest("emulator:iso-demo"), script, script.tests[0])
-    assert result.outcome == Outcome.ERROR
-    assert result.message == "step 1 (v.apdu:2): cannot build the APDU: variable ${NOPE} is not set"
+    assert (result.outcome, result.steps) == (Outcome.NOT_RUN, ())
+    assert (
+        result.message
+        == "needs ${NOPE}: not set by the card's declaration (set with --var NAME=HEX or in the card file)"
+    )
 
 
 def test_captures_feed_later_steps_and_failing_steps_stop_the_test():

@@ -1,4 +1,4 @@
-"""``eidemu conformance`` (lint, import, list, run) and ``eidemu replay``.
+"""``eidemu conformance`` (lint, import, list, run, probe) and ``eidemu replay``.
 
 Exit codes as for every eidemu command: 0 all selected tests passed (or were not
 applicable / skipped); 1 a test FAILED or hit an ERROR, or a replay differed; 2 usage or
@@ -53,7 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--allow-destructive", action="store_true", help="run destructive tests on a real card (blocks PINs!)"
             )
             r.add_argument("-q", "--quiet", action="store_true", help="no progress; print failures and a summary")
+            r.add_argument(
+                "--probe",
+                action="store_true",
+                help="a card without a declaration: probe it first (harmless commands only) and use what it finds",
+            )
         r.set_defaults(handler=handler)
+
+    pr = csub.add_parser(
+        "probe",
+        help="infer a card's tokens with harmless commands and write a card declaration",
+        description="Send only harmless commands (SELECT, GET RESPONSE, GET CHALLENGE, GET DATA, MANAGE CHANNEL; "
+        "never VERIFY, never a write), infer the applicability tokens and write a declaration for --card-config.",
+    )
+    pr.add_argument("--card", required=True, help="card URI: pcsc:<reader>, vpcd:<host:port>, emulator:<profile>, ...")
+    pr.add_argument("--out", metavar="FILE.yaml", help="write the declaration here (default: standard output)")
+    pr.set_defaults(handler=run_probe)
 
     rp = sub.add_parser(
         "replay",
@@ -125,6 +140,46 @@ def _open_card(args: argparse.Namespace) -> Any:
     card = CardUnderTest(args.card, card_config=args.card_config)
     card.declaration = card.declaration.merged(_tokens(args.tokens), _variables(args.var))
     return card
+
+
+def _declare_or_probe(args: argparse.Namespace, card: Any) -> None:
+    """A card nothing describes: probe it (``--probe``) or stop with one line saying what to do."""
+    from eidemu.conformance.runner import is_undeclared
+
+    if not is_undeclared(card.declaration):
+        return
+    if not getattr(args, "probe", False):
+        card.close()
+        raise UsageError(
+            f"{card.description}: no card declaration (not in fixtures/conformance/cards.yaml, no --card-config or "
+            f"--tokens), so every test would be NOT APPLICABLE; run 'eidemu conformance probe --card {args.card} "
+            "--out card.yaml' and pass --card-config card.yaml, or add --probe"
+        )
+    from eidemu.conformance.probe import probe
+
+    result = probe(card.fresh())
+    card.declaration = result.declaration().merged(_tokens(args.tokens), _variables(args.var))
+    print(
+        f"eidemu: probed {card.description}: {result.card}; tokens {', '.join(result.tokens)}",
+        file=sys.stderr,
+    )
+
+
+def _report_unset(card: Any, selected: list[Any]) -> None:
+    """Before any APDU: the applicable tests that will be NOT RUN, and the variables they lack."""
+    from eidemu.conformance.runner import unset_variables
+
+    lacking: dict[str, list[str]] = {}
+    for script, test in selected:
+        if test.applies_to(card.declaration.tokens)[0]:
+            for name in unset_variables(script, test, card.declaration.variables):
+                lacking.setdefault(name, []).append(test.id)
+    if not lacking:
+        return
+    tests = {t for ids in lacking.values() for t in ids}
+    print(f"eidemu: {len(tests)} tests will be NOT RUN: variables not set by the card's declaration:", file=sys.stderr)
+    for name, ids in sorted(lacking.items()):
+        print(f"eidemu:   ${{{name}}}: {', '.join(ids)}", file=sys.stderr)
 
 
 def _scripts(args: argparse.Namespace) -> list[Any]:
@@ -222,6 +277,8 @@ def run_suite(args: argparse.Namespace) -> int:
 
     selected = _selected(args)
     card = _open_card(args)
+    _declare_or_probe(args, card)
+    _report_unset(card, selected)
     options = RunOptions(allow_destructive=args.allow_destructive, trace_dir=Path(args.trace) if args.trace else None)
     try:
         with _progress(args.quiet, len(selected), card.description) as on_result:
@@ -321,6 +378,28 @@ class _Throughput:
         )
 
 
+def run_probe(args: argparse.Namespace) -> int:
+    from eidemu.conformance.connection import open_card
+    from eidemu.conformance.probe import probe
+
+    connection = open_card(args.card)
+    try:
+        result = probe(connection, log=lambda line: print(f"eidemu: probe: {line}", file=sys.stderr))
+    finally:
+        connection.close()
+    text = result.yaml()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(
+            f"eidemu: wrote {args.out}: {result.card}; {len(result.tokens)} tokens, "
+            f"{len(result.placeholders)} variable(s) to fill in; run with --card-config {args.out}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def run_replay(args: argparse.Namespace) -> int:
     from eidemu.conformance.replay import replay_trace
     from eidemu.conformance.runner import Outcome
@@ -334,6 +413,6 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         card.close()
     print(report.text())
-    if report.result.outcome == Outcome.ERROR:
+    if report.result.outcome in (Outcome.ERROR, Outcome.NOT_RUN):
         return EXIT_USAGE
     return EXIT_OK if report.identical else EXIT_CARD_ERROR

@@ -23,7 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--run-dir", help="where the instance keeps its socket, configuration, log and state")
-    p.add_argument("--port", type=int, help="vpcd port of slot 0 (default: a free one); slot 1 is PORT+1")
+    p.add_argument("--port", type=int, help="vpcd port of slot 0 (default: a free one); slot N is PORT+N")
+    p.add_argument(
+        "--readers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="vpcd readers of two slots each (default 1, at most 8: pcscd serves 16 slots); "
+        "slot N is in reader N//2, on PORT+N",
+    )
     p.set_defaults(handler=run)
 
 
@@ -36,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "start":
         try:
-            instance = pcscd.start(args.run_dir, port=args.port)
+            instance = pcscd.start(args.run_dir, port=args.port, readers=args.readers)
         except pcscd.PcscdError as exc:
             print(f"eidemu: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -45,7 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "applications see them. Stop with Ctrl-C or SIGTERM. Standard input accepts 'remove N', "
         "'insert N PROFILE', 'status' and 'quit'.",
     )
-    p.add_argument("--profile", action="append", required=True, help="profile to emulate; repeat for more slots")
+    p.add_argument(
+        "--profile",
+        action="append",
+        required=True,
+        help="profile to emulate; repeat for more slots: beyond two, the next readers of "
+        "'eidemu pcscd start --readers N' in order (slot N on port base+N)",
+    )
     p.add_argument("--state", action="append", default=[], help="state file for the card of the same position")
     p.add_argument("--slot", type=int, default=0, help="slot of the first card (default 0); the next cards follow")
     mode = p.add_mutually_exclusive_group()
