@@ -375,32 +375,10 @@ class InspectionSystem:
         if dg14 is None:
             return Check.skipped(name, "no DG14")
         try:
-            infos = lds.SecurityInfoSet.parse(dg14, lds.DG_TAGS[14])
-            ca_infos = infos.of_type(icao_asn1.ChipAuthenticationInfo)
-            key_infos = infos.of_type(icao_asn1.ChipAuthenticationPublicKeyInfo)
-            if not ca_infos or not key_infos:
-                return Check.skipped(name, "DG14 has no ChipAuthenticationInfo and public key")
-            ca_info = ca_infos[0]
-            key_id = ca_info["key_id"].native
-            key_info = next((k for k in key_infos if k["key_id"].native == key_id), key_infos[0])
-            spki = key_info["chip_authentication_public_key"]
-            domain: Curve | DHGroup
-            if spki["algorithm"]["algorithm"].native == "dh":
-                # dhpublicnumber (X9.42) on a standardized group; y as FE2OS of the modulus size
-                p = spki["algorithm"]["parameters"]["p"].native
-                group = next((g for g in DH_GROUPS.values() if g.p == p), None)
-                if group is None:
-                    return Check.failed(name, "DG14: the DH key is not on a standardized group (9303-11 §9.5.1)")
-                domain, public = group, group.encode(spki["public_key"].parsed.native)
-            else:
-                public_key = serialization.load_der_public_key(spki.dump())
-                if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                    return Check.failed(name, "DG14: the chip authentication key is neither EC nor DH")
-                domain = ec_curve(public_key.curve.name)
-                public = public_key.public_bytes(
-                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-                )
-            terminal = CaTerminal(ca_info["protocol"].dotted, domain, public, rng=self.rng)
+            found = ca_terminal_from_dg14(dg14, self.rng)
+            if isinstance(found, str):
+                return Check.skipped(name, found) if found.startswith("DG14 has no") else Check.failed(name, found)
+            terminal, key_id = found
         except (lds.LdsError, ValueError, KeyError) as exc:
             return Check.failed(name, f"DG14: {exc}")
         try:
@@ -452,6 +430,36 @@ class InspectionSystem:
             return Check.passed(name, f"ECDSA {public_key.curve.name}, {ECDSA_HASH[algorithm]}")
         except (AuthenticationFailed, ProtocolError, ValueError) as exc:
             return Check.failed(name, str(exc))
+
+
+def ca_terminal_from_dg14(dg14: bytes, rng: RandomSource = os.urandom) -> tuple[CaTerminal, int | None] | str:
+    """The Chip Authentication terminal for DG14's key (9303-11 §9.2.5-§9.2.6) and its keyId,
+    or a one-line reason why DG14 offers none; :class:`lds.LdsError`, ``ValueError`` or
+    ``KeyError`` for a malformed DG14."""
+    infos = lds.SecurityInfoSet.parse(dg14, lds.DG_TAGS[14])
+    ca_infos = infos.of_type(icao_asn1.ChipAuthenticationInfo)
+    key_infos = infos.of_type(icao_asn1.ChipAuthenticationPublicKeyInfo)
+    if not ca_infos or not key_infos:
+        return "DG14 has no ChipAuthenticationInfo and public key"
+    ca_info = ca_infos[0]
+    key_id = ca_info["key_id"].native
+    key_info = next((k for k in key_infos if k["key_id"].native == key_id), key_infos[0])
+    spki = key_info["chip_authentication_public_key"]
+    domain: Curve | DHGroup
+    if spki["algorithm"]["algorithm"].native == "dh":
+        # dhpublicnumber (X9.42) on a standardized group; y as FE2OS of the modulus size
+        p = spki["algorithm"]["parameters"]["p"].native
+        group = next((g for g in DH_GROUPS.values() if g.p == p), None)
+        if group is None:
+            return "DG14: the DH key is not on a standardized group (9303-11 §9.5.1)"
+        domain, public = group, group.encode(spki["public_key"].parsed.native)
+    else:
+        public_key = serialization.load_der_public_key(spki.dump())
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            return "DG14: the chip authentication key is neither EC nor DH"
+        domain = ec_curve(public_key.curve.name)
+        public = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return CaTerminal(ca_info["protocol"].dotted, domain, public, rng=rng), key_id
 
 
 def _aa_signature_algorithm(dg14: bytes | None) -> str | None:
