@@ -37,14 +37,14 @@ from ..cardos.card import Card, Channel, OptionError
 from ..cardos.fs import DF
 from ..icao import ca as ca_codec
 from ..icao import cvc
-from ..icao.cvc import ID_IS, ChainError, ChainFailure, CvCertificate, CvcError, Role, TrustPoint, VerifiedKey
+from ..icao.cvc import ID_IS, ChainError, ChainFailure, CvcError, CvCertificate, Role, TrustPoint, VerifiedKey
 from ..icao.errors import AuthenticationFailed, IcaoError
 from ..icao.pace import DynamicAuthenticationData
 from ..icao.ta import CHALLENGE_LENGTH, MSE_SET_AT_TA, MSE_SET_DST, MseSetAtTa, MseSetDst, TaChip
 from ..iso7816.apdu import CommandAPDU
 from ..iso7816.sw import INS, SW, CardError
 from ..iso7816.tlv import TLVError, parse_all
-from .emrtd import CHAINED, MSE_SET_AT_CA, EmrtdApplication, EmrtdChannelState, EmrtdOptions
+from .emrtd import CHAINED, EmrtdApplication, EmrtdChannelState, EmrtdOptions
 
 PSO_VERIFY_CERTIFICATE = 0x00BE
 HOLDER_PIN_REF = 0x03  # the PIN's password reference of TR-03110-3 §B.11.1 (MRZ 1, CAN 2, PIN 3, PUK 4)
@@ -182,7 +182,9 @@ class EidApplication(EmrtdApplication):
         expected = state.terminal_key
         size = len(expected or b"")
         if expected is None or public_key[1 : 1 + size] != expected:
-            raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "not the ephemeral key Terminal Authentication named")
+            raise CardError(
+                SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "not the ephemeral key Terminal Authentication named"
+            )
         try:
             keys, nonce, token = ca_codec.ca2_chip(chip, public_key, rng=self.card.random)
         except IcaoError as exc:
@@ -328,5 +330,6 @@ def _parse(step: Callable[[], T]) -> T:
         return step()
     except IcaoError as exc:
         raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, str(exc)) from None
+
 
 __all__ = ["EacOptions", "EidApplication", "EidChannelState", "EidOptions"]

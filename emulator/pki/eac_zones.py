@@ -81,7 +81,7 @@ def zone_texts(identity: Mapping[str, Any]) -> dict[int, tuple[str, ...]]:
         5: (_name(nid, "mother"),),
         6: (REGISTRATION_AREAS[nid[0]],),
         7: ("男" if identity["sex"] == "M" else "女",),
-        9: ("TEST 資料，無備註",),
+        9: ("TEST 資料 無備註",),
         13: (
             _name(nid, "father", name[0]),
             _RELATIONS[1 + household[0] % (len(_RELATIONS) - 1)],
@@ -122,18 +122,21 @@ def render_eac(text: str, chip: Mapping[str, Any], pki_dir: Path, profile_path: 
             label = f"{label}: {' / '.join(values)}"
         files += (
             f'      - fid: {fid}\n        name: "EF.DG{dg} ({label}; EAC zone, invented layout)"\n        sfi: {sfi}\n'
-            f"        access: {{read: \"{rule}\"}}\n        content: {content}\n"
+            f'        access: {{read: "{rule}"}}\n        content: {content}\n'
         )
     pins = (
         "# EAC zones (BSI TR-03110 modelled, see docs/eid.md): holder PIN 03 and PUK 04, TEST values.\n"
         "pins:\n"
-        f"  - ref: {PIN_REF}\n    name: holder PIN of the private zone (TEST)\n    value: \"{holder_pin(nid)}\"\n"
+        f'  - ref: {PIN_REF}\n    name: holder PIN of the private zone (TEST)\n    value: "{holder_pin(nid)}"\n'
         f"    tries: 3\n    min_length: 6\n    max_length: 8\n    puk: {PUK_REF}\n"
-        f"  - ref: {PUK_REF}\n    name: PUK of the holder PIN (TEST)\n    value: \"{holder_puk(nid)}\"\n"
+        f'  - ref: {PUK_REF}\n    name: PUK of the holder PIN (TEST)\n    value: "{holder_puk(nid)}"\n'
         "    tries: 10\n    min_length: 8\n    max_length: 8\n"
     )
     trust = "".join(f"        - {_rel(pki_dir / 'eac' / e['file'], base)}\n" for e in cvcas)
-    eac = f"      eac:\n        current_date: \"{first['effective']}\"\n        pin_ref: {PIN_REF}\n        trust_points:\n{trust}"
+    eac = (
+        f'      eac:\n        current_date: "{first["effective"]}"\n'
+        f"        pin_ref: {PIN_REF}\n        trust_points:\n{trust}"
+    )
     text = text.replace("\napplications:\n", f"\n{files}applications:\n", 1)
     text = text.replace("\nfiles:\n", f"\n{pins}files:\n", 1)
     text = text.replace("    type: emrtd\n", "    type: eid\n", 1)
