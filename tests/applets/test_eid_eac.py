@@ -11,8 +11,8 @@ import pytest
 
 from eidemu.conformance.connection import InProcessConnection
 from eidemu.conformance.eid.channel import ChipError
-from eidemu.conformance.eid.eac import EacTerminal, mse_set_dst, pso_verify_certificate
-from eidemu.conformance.eid.reader import AccessKey, InspectionSystem, ca_terminal_from_dg14, choose_pace, pace_choices
+from eidemu.conformance.eid.eac import EacTerminal, ca_terminal_from_dg14, mse_set_dst, pso_verify_certificate
+from eidemu.conformance.eid.reader import AccessKey, InspectionSystem, choose_pace, pace_choices
 from eidemu.emulator.applets.eid import EidApplication
 from eidemu.emulator.cardos.card import Card
 from eidemu.emulator.icao import ta
