@@ -300,7 +300,7 @@ class CvPublicKey:
         raise CvcError("domain parameters of no known named curve")
 
     @classmethod
-    def ec(cls, oid: str, curve: Curve, point: bytes, *, domain_parameters: bool) -> CvPublicKey:
+    def ecdsa(cls, oid: str, curve: Curve, point: bytes, *, domain_parameters: bool) -> CvPublicKey:
         """An ECDSA key; with ``domain_parameters`` (CVCA) all of 81..87, else only 86."""
         if not domain_parameters:
             return cls(oid, ((0x86, point),))
@@ -321,7 +321,7 @@ class CvPublicKey:
             numbers = key.public_numbers()
             return cls(oid, ((0x81, _int_bytes(numbers.n)), (0x82, _int_bytes(numbers.e))))
         point = key.public_bytes(_ENCODING_X962, _FORMAT_UNCOMPRESSED)
-        return cls.ec(oid, named_curve(key.curve.name), point, domain_parameters=domain_parameters)
+        return cls.ecdsa(oid, named_curve(key.curve.name), point, domain_parameters=domain_parameters)
 
     def to_key(self, curve: Curve | None = None) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
         """The key as a ``cryptography`` object; ECDSA keys without domain parameters need
@@ -385,7 +385,7 @@ PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 def _pss(hash_type: type[hashes.HashAlgorithm]) -> padding.PSS:
-    return padding.PSS(mgf=padding.MGF1(hash_type()), salt_length=hash_type.digest_size)
+    return padding.PSS(mgf=padding.MGF1(hash_type()), salt_length=hash_type().digest_size)
 
 
 def sign(key: PrivateKey, oid: str, message: bytes) -> bytes:
