@@ -96,10 +96,11 @@ def flow(system: InspectionSystem, terminal: Terminal) -> dict[int, bytes]:
     return eac.read_zone(PRIVATE_ZONE)
 
 
-def crypto_floor(pairs: list[tuple[CommandAPDU, ResponseAPDU]], terminal: Terminal, chip: CaChip) -> None:
+def crypto_floor(
+    pairs: list[tuple[CommandAPDU, ResponseAPDU]], terminal: Terminal, chip: CaChip, trust: list[cvc.TrustPoint]
+) -> None:
     """The flow's cryptography, both sides, without the card or the transport."""
     bench_eid.crypto_floor(pairs, {}, None)  # type: ignore[arg-type]  # PACE both sides and SM of the pairs
-    trust = [cvc.TrustPoint.of(load_certificate(EAC, "cvca-tw-1"))]
     key, _, _ = cvc.verify_chain(list(terminal.chain), trust, terminal.chain[0].effective)
     ca_terminal = ca_codec.CaTerminal(chip.protocol_oid, chip.domain, chip.public_key())
     compressed = ca_terminal.compressed_ephemeral_public_key()
@@ -122,6 +123,7 @@ def chip_key() -> CaChip:
 def measure(card: Recording, echo, rounds: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
     terminal = load_terminal(EAC, "at-private")
     chip = chip_key()
+    trust = [cvc.TrustPoint.of(load_certificate(EAC, "cvca-tw-1"))]
     system = InspectionSystem(card)
     recorders = Recorders(system)
     card.reset()
@@ -139,7 +141,7 @@ def measure(card: Recording, echo, rounds: int) -> dict[str, list[float]]:  # ty
         flow(plain, terminal)
 
     def run_floor() -> None:
-        crypto_floor(pairs, terminal, chip)
+        crypto_floor(pairs, terminal, chip, trust)
         if echo is not None:
             for apdu in apdus:
                 echo.transmit(apdu)
