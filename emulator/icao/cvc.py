@@ -607,8 +607,6 @@ def verify_certificate(
     """
     if cert.car != issuer.chr:
         raise ChainError(ChainFailure.UNKNOWN_CAR, f"CAR {cert.car} is not {issuer.chr}")
-    if cert.chat.role_oid != issuer.chat.role_oid and issuer.chat.role is not Role.CVCA:
-        raise ChainError(ChainFailure.WRONG_ROLE, "the CHAT's terminal type differs from the issuer's")
     expected = {
         Role.CVCA: (Role.CVCA, Role.DV_DOMESTIC, Role.DV_FOREIGN),
         Role.DV_DOMESTIC: (Role.TERMINAL,),
