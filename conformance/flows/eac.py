@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from eidemu.emulator.icao import ta
 from eidemu.emulator.icao.lds import EMRTD_AID
+from eidemu.emulator.icao.pace import PaceResult
 from eidemu.emulator.iso7816.apdu import CommandAPDU
 from eidemu.emulator.pki.eac import load_certificate, load_terminal
 from eidemu.fixtures import fixture_path
@@ -46,7 +47,7 @@ def eac_test(test_id: str, title: str, *, spec: str, purpose: str) -> Callable[[
 class Opened:
     system: InspectionSystem
     eac: EacTerminal
-    pace: object
+    pace: PaceResult
 
     def sw(self, command: CommandAPDU) -> int:
         return sw_of(lambda: self.system.channel.send(command, "test"))
@@ -63,7 +64,7 @@ def sw_of(action: Callable[[], object]) -> int:
 def open_chip(context: FlowContext, terminal: str) -> Opened:
     """Reset, PACE with the CAN, SELECT the eMRTD application, DG14 for the CA key."""
     context.connection.reset()
-    system = InspectionSystem(context.connection)  # type: ignore[arg-type]
+    system = InspectionSystem(context.connection)
     card_access = system.read_card_access()
     context.check(card_access is not None, "EF.CardAccess readable in the clear")
     assert card_access is not None
@@ -84,7 +85,7 @@ def expect(context: FlowContext, what: str, expected: int, received: int) -> Non
 
 def full(context: FlowContext, terminal: str = "at-private", pin: bool = True) -> Opened:
     opened = open_chip(context, terminal)
-    opened.eac.terminal_authentication(opened.pace)  # type: ignore[arg-type]
+    opened.eac.terminal_authentication(opened.pace)
     opened.eac.chip_authentication()
     if pin:
         opened.eac.verify_pin(context.variable("PIN").decode("ascii"))
@@ -151,7 +152,7 @@ def cvc_wrong_role(context: FlowContext) -> None:
 )
 def cvc_link(context: FlowContext) -> None:
     opened = open_chip(context, "at-private-2")
-    opened.eac.terminal_authentication(opened.pace)  # type: ignore[arg-type]
+    opened.eac.terminal_authentication(opened.pace)
 
 
 @eac_test(
@@ -169,7 +170,7 @@ def cvc_no_dst(context: FlowContext) -> None:
 @eac_test("EAC_TA_1", "Terminal Authentication v2", spec=SPEC_TA, purpose="TA with at-private succeeds.")
 def ta_valid(context: FlowContext) -> None:
     opened = open_chip(context, "at-private")
-    opened.eac.terminal_authentication(opened.pace)  # type: ignore[arg-type]
+    opened.eac.terminal_authentication(opened.pace)
 
 
 @eac_test("EAC_TA_2", "Wrong TA signature", spec=SPEC_TA, purpose="A signature over another ID_PICC: 6300.")
@@ -195,7 +196,7 @@ def ta_unknown_key(context: FlowContext) -> None:
 @eac_test("EAC_TA_4", "RSA chain", spec=SPEC_TA, purpose="TA with id-TA-RSA-v1-5-SHA-256 succeeds.")
 def ta_rsa(context: FlowContext) -> None:
     opened = open_chip(context, "at-rsa")
-    opened.eac.terminal_authentication(opened.pace)  # type: ignore[arg-type]
+    opened.eac.terminal_authentication(opened.pace)
 
 
 # -- Chip Authentication v2 ---------------------------------------------------------------------
