@@ -588,7 +588,8 @@ def check_profile(profile: Profile) -> list[str]:
             condition = AccessCondition.parse(str(text))
         except ValueError:
             return  # refused by the loader already
-        for cond in (condition, *condition.alternatives):
+        branches = (condition, *condition.alternatives)
+        for cond in (*branches, *(r for c in branches for r in c.requires)):
             if cond.kind == "pin" and cond.ref not in card.pins:
                 note(where, f"names PIN {cond.ref:02X}, which the profile does not define")
             if cond.kind == "auth" and cond.ref not in card.keys and cond.ref not in granted:

@@ -25,18 +25,13 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from eidemu.emulator.icao import aa, lds
 from eidemu.emulator.icao import asn1 as icao_asn1
 from eidemu.emulator.icao.bac import BacKeys, BacTerminal
-from eidemu.emulator.icao.ca import CaTerminal
-from eidemu.emulator.icao.dh import GROUPS as DH_GROUPS
-from eidemu.emulator.icao.dh import DHGroup
-from eidemu.emulator.icao.ec import Curve
-from eidemu.emulator.icao.ec import curve as ec_curve
 from eidemu.emulator.icao.errors import AuthenticationFailed, ProtocolError, SequenceError
 from eidemu.emulator.icao.kdf import PacePassword, check_digit
 from eidemu.emulator.icao.mse import MseSetAt
@@ -55,8 +50,12 @@ from eidemu.fixtures import fixture_path
 
 from ..connection import CardConnection
 from .channel import EXTENDED_CHUNK, ChipChannel, ChipError
+from .eac import ca_terminal_from_dg14, run_eac
 from .passive import TrustStore, issued_by, passive_authentication, verify_signed_data
 from .report import Check, FaceImage, Holder, InspectionReport
+
+if TYPE_CHECKING:
+    from eidemu.emulator.pki.eac import Terminal
 
 RandomSource = Callable[[int], bytes]
 
@@ -207,6 +206,10 @@ class InspectionSystem:
     chunk: int = EXTENDED_CHUNK
     rng: RandomSource = os.urandom
     now: dt.datetime | None = None
+    terminal: Terminal | None = None
+    """A terminal of the TEST EAC PKI: TA v2 and CA v2 after PACE, then the zones (:mod:`.eac`)."""
+    pin: str | None = field(default=None, repr=False)
+    """The holder PIN for the private zone (only with ``terminal``)."""
     channel: ChipChannel = field(init=False)
 
     def __post_init__(self) -> None:
@@ -336,12 +339,15 @@ class InspectionSystem:
         checks.extend(decode_checks)
         assert self.trust is not None
         checks.extend(passive_authentication(files["EF.SOD"], data_groups, self.trust, self.now))
-        if pace_result is not None and pace_result.ca_ic is not None:
+        zones: list[tuple[str, str]] = []
+        if self.terminal is not None and pace_result is not None:
+            checks.extend(run_eac(self, pace_result, data_groups.get(14), files, zones))
+        elif pace_result is not None and pace_result.ca_ic is not None:
             checks.append(self.check_pace_cam(pace_result, files["EF.CardSecurity"]))
         else:
             checks.append(self.chip_authentication(data_groups.get(14)))
         checks.append(self.active_authentication(data_groups.get(15), data_groups.get(14)))
-        return InspectionReport(description, access, files, holder, face, tuple(checks))
+        return InspectionReport(description, access, files, holder, face, tuple(checks), tuple(zones))
 
     # --- chip and active authentication ----------------------------------------------------
 
@@ -375,32 +381,10 @@ class InspectionSystem:
         if dg14 is None:
             return Check.skipped(name, "no DG14")
         try:
-            infos = lds.SecurityInfoSet.parse(dg14, lds.DG_TAGS[14])
-            ca_infos = infos.of_type(icao_asn1.ChipAuthenticationInfo)
-            key_infos = infos.of_type(icao_asn1.ChipAuthenticationPublicKeyInfo)
-            if not ca_infos or not key_infos:
-                return Check.skipped(name, "DG14 has no ChipAuthenticationInfo and public key")
-            ca_info = ca_infos[0]
-            key_id = ca_info["key_id"].native
-            key_info = next((k for k in key_infos if k["key_id"].native == key_id), key_infos[0])
-            spki = key_info["chip_authentication_public_key"]
-            domain: Curve | DHGroup
-            if spki["algorithm"]["algorithm"].native == "dh":
-                # dhpublicnumber (X9.42) on a standardized group; y as FE2OS of the modulus size
-                p = spki["algorithm"]["parameters"]["p"].native
-                group = next((g for g in DH_GROUPS.values() if g.p == p), None)
-                if group is None:
-                    return Check.failed(name, "DG14: the DH key is not on a standardized group (9303-11 §9.5.1)")
-                domain, public = group, group.encode(spki["public_key"].parsed.native)
-            else:
-                public_key = serialization.load_der_public_key(spki.dump())
-                if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                    return Check.failed(name, "DG14: the chip authentication key is neither EC nor DH")
-                domain = ec_curve(public_key.curve.name)
-                public = public_key.public_bytes(
-                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-                )
-            terminal = CaTerminal(ca_info["protocol"].dotted, domain, public, rng=self.rng)
+            found = ca_terminal_from_dg14(dg14, self.rng)
+            if isinstance(found, str):
+                return Check.skipped(name, found) if found.startswith("DG14 has no") else Check.failed(name, found)
+            terminal, key_id = found
         except (lds.LdsError, ValueError, KeyError) as exc:
             return Check.failed(name, f"DG14: {exc}")
         try:

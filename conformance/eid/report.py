@@ -99,6 +99,8 @@ class InspectionReport:
     holder: Holder | None
     face: FaceImage | None
     checks: tuple[Check, ...]
+    zones: tuple[tuple[str, str], ...] = ()
+    """EAC zone contents as (label, text) rows, read after Terminal Authentication."""
 
     @property
     def passed(self) -> bool:
@@ -137,6 +139,7 @@ class InspectionReport:
                 "base64": base64.b64encode(self.face.image).decode("ascii"),
             },
             "checks": [{"name": c.name, "verdict": c.verdict.value, "reason": c.reason} for c in self.checks],
+            "zones": [{"label": label, "value": value} for label, value in self.zones],
         }
 
 

@@ -17,6 +17,7 @@ _BUILT_IN: dict[str, tuple[str, str]] = {
     "iso": ("..cardos.commands", "IsoApplication"),
     "moica-gen1": (".moica", "MoicaGen1Application"),
     "emrtd": (".emrtd", "EmrtdApplication"),
+    "eid": (".eid", "EidApplication"),
 }
 
 

@@ -29,11 +29,13 @@ class ConditionKind(StrEnum):
     NEVER = "never"
     PIN = "pin"  # after VERIFY of the PIN with the condition's reference
     AUTH = "auth"  # after authentication with the key of the condition's reference
+    TA = "ta"  # the terminal's effective CHAT grants the right bit of the reference (BSI TR-03110-3 §C.4)
 
 
 # Bound once: an attribute look-up on an Enum class costs a few hundred nanoseconds in
 # Python 3.11, and access checks run on most commands.
 _ALWAYS_KIND, _PIN_KIND, _AUTH_KIND = ConditionKind.ALWAYS, ConditionKind.PIN, ConditionKind.AUTH
+_TA_KIND = ConditionKind.TA
 
 
 @dataclass(frozen=True)
@@ -42,19 +44,29 @@ class AccessCondition:
 
     ``kind`` says what is needed; ``ref`` is the PIN or key reference of ``pin`` and
     ``auth`` conditions (EXTERNAL AUTHENTICATE or a secure channel for ``auth``).
-    ``alternatives`` holds further conditions, any one of which suffices.
+    ``alternatives`` holds further conditions, any one of which suffices; ``requires``
+    conditions that must hold together with this one (``&``). ``ta`` conditions name a
+    right of an authentication terminal's CHAT: ``ta:DG3`` (read DG3, bit 10 of BSI
+    TR-03110-3 Table C.4) or the bit number in hex (``ta:05``, PIN management).
     """
 
     kind: ConditionKind
     ref: int = 0
     alternatives: tuple[AccessCondition, ...] = ()
+    requires: tuple[AccessCondition, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> AccessCondition:
-        """``always``, ``never``, ``pin:01``, ``auth:02`` (hex references), or several joined by ``|``."""
-        parts = [p.strip() for p in str(text).split("|")]
-        conds = [cls._parse_one(p) for p in parts]
-        return conds[0] if len(conds) == 1 else cls(conds[0].kind, conds[0].ref, tuple(conds[1:]))
+        """``always``, ``never``, ``pin:01``, ``auth:02``, ``ta:DG3`` (hex references), all of
+        several joined by ``&``, any of several joined by ``|`` (``&`` binds tighter)."""
+        conds = [cls._parse_all(p) for p in str(text).split("|")]
+        first = conds[0]
+        return first if len(conds) == 1 else cls(first.kind, first.ref, tuple(conds[1:]), first.requires)
+
+    @classmethod
+    def _parse_all(cls, text: str) -> AccessCondition:
+        first, *rest = (cls._parse_one(p.strip()) for p in text.split("&"))
+        return cls(first.kind, first.ref, (), tuple(rest)) if rest else first
 
     @classmethod
     def _parse_one(cls, text: str) -> AccessCondition:
@@ -71,10 +83,22 @@ class AccessCondition:
             except ValueError:
                 raise ValueError(f"bad reference in access condition {text!r}") from None
             return cls(kind, value)
-        raise ValueError(f"unknown access condition {text!r} (expected always, never, pin:<ref>, auth:<ref>)")
+        if kind is ConditionKind.TA and ref:
+            name = ref.strip().upper()
+            if name.startswith("DG") and name[2:].isdigit() and 1 <= int(name[2:]) <= 21:
+                return cls(kind, 7 + int(name[2:]))  # read DGn is bit 7 + n (TR-03110-3 Table C.4)
+            try:
+                value = int(ref, 16)
+            except ValueError:
+                raise ValueError(f"bad right in access condition {text!r} (DG1..DG21 or a hex bit)") from None
+            return cls(kind, value)
+        raise ValueError(
+            f"unknown access condition {text!r} (expected always, never, pin:<ref>, auth:<ref>, ta:<right>)"
+        )
 
     def __str__(self) -> str:
         own = self.kind.value if self._without_reference() else f"{self.kind}:{self.ref:02X}"
+        own = "&".join([own, *(str(r) for r in self.requires)])
         return "|".join([own, *(str(a) for a in self.alternatives)])
 
     def _without_reference(self) -> bool:
@@ -86,6 +110,8 @@ class AccessCondition:
         return any(a._one(state) for a in self.alternatives)
 
     def _one(self, state: SecurityState) -> bool:
+        if self.requires and not all(r._one(state) for r in self.requires):
+            return False
         kind = self.kind
         if kind is _ALWAYS_KIND:
             return True
@@ -93,6 +119,8 @@ class AccessCondition:
             return self.ref in state.verified_pins
         if kind is _AUTH_KIND:
             return self.ref in state.authenticated_keys
+        if kind is _TA_KIND:
+            return bool(state.terminal_rights >> self.ref & 1)
         return False
 
 
@@ -107,6 +135,8 @@ class SecurityState:
     verified_pins: set[int] = field(default_factory=set)
     authenticated_keys: set[int] = field(default_factory=set)
     challenge: bytes = b""
+    terminal_rights: int = 0
+    """The effective CHAT rights after Terminal Authentication (BSI TR-03110-3 §C.4), 0 without."""
 
     def clear_local(self) -> None:
         """On application change: specific (local) references, b8 = 1, lose their status."""

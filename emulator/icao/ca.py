@@ -15,21 +15,24 @@ x-coordinate as shared secret, BSI TR-03111 §4.3.1); DH on :mod:`eidemu.emulato
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import dh as crypto_dh
 from cryptography.hazmat.primitives.asymmetric import ec as crypto_ec
 
+from eidemu.emulator.iso7816.tlv import TLV
+
 from .dh import GROUPS, DHError, DHGroup
 from .ec import Curve, PointError, RandomSource
 from .ec import curve as ec_curve
-from .errors import ProtocolError
+from .errors import AuthenticationFailed, ProtocolError
 from .kdf import KDF_ENC, KDF_MAC, kdf
 from .mse import MseSetAt, MseSetKat
 from .oids import ChipAuthenticationProtocol, KeyAgreement, ca_protocol
-from .pace import DynamicAuthenticationData, domain_parameters
-from .session import SecureMessagingKeys
+from .pace import DynamicAuthenticationData, domain_parameters, public_key_data_object
+from .session import SecureMessagingKeys, mac
 
 
 def ecdh_shared_secret(curve: Curve, private: int, peer_public_key: bytes) -> bytes:
@@ -162,3 +165,44 @@ class CaTerminal:
     def session_keys(self) -> SecureMessagingKeys:
         """The keys secure messaging restarts with once the chip has answered 9000."""
         return session_keys(self.protocol, _shared_secret(self._domain, self._private, self._chip_public_key))
+
+
+# -- Chip Authentication version 2 (BSI TR-03110-2 §3.4, TR-03110-3 §B.11.8) ---------------------
+
+CA2_NONCE_LENGTH = 8
+
+
+def _ca2_keys(protocol: ChipAuthenticationProtocol, shared_secret: bytes, nonce: bytes) -> SecureMessagingKeys:
+    """KS_enc = KDF(K, r, 1), KS_mac = KDF(K, r, 2): keydata = H(K || r || c) (TR-03110-3 §A.2.3.2)."""
+    cipher = protocol.cipher
+    seed = shared_secret + nonce
+    return SecureMessagingKeys(cipher, kdf(seed, KDF_ENC, cipher), kdf(seed, KDF_MAC, cipher), 0)
+
+
+def ca2_token(protocol: ChipAuthenticationProtocol, keys: SecureMessagingKeys, terminal_public_key: bytes) -> bytes:
+    """T_PICC = MAC(KS_mac, PK_PCD) over the public key data object ``7F49 {06 OID, 86 PK}``
+    as PACE's tokens (TR-03110-2 §3.4.1, TR-03110-3 §A.2.4)."""
+    tag = 0x86 if protocol.agreement is KeyAgreement.ECDH else 0x84
+    return mac(protocol.cipher, keys.ks_mac, public_key_data_object(protocol.oid, TLV(tag, terminal_public_key)))
+
+
+def ca2_chip(
+    chip: CaChip, terminal_public_key: bytes, *, rng: RandomSource = os.urandom
+) -> tuple[SecureMessagingKeys, bytes, bytes]:
+    """The chip's CA v2 step: new keys, the nonce r_PICC and the token T_PICC; the answer
+    of GENERAL AUTHENTICATE is ``7C {81 r_PICC, 82 T_PICC}``."""
+    protocol, domain = _resolve(chip.protocol_oid, chip.domain)
+    secret = _shared_secret(domain, chip.private_key, terminal_public_key)
+    nonce = rng(CA2_NONCE_LENGTH)
+    keys = _ca2_keys(protocol, secret, nonce)
+    return keys, nonce, ca2_token(protocol, keys, terminal_public_key)
+
+
+def ca2_terminal(terminal: CaTerminal, nonce: bytes, token: bytes) -> SecureMessagingKeys:
+    """The terminal's CA v2 step: the keys from r_PICC, after checking T_PICC."""
+    secret = _shared_secret(terminal._domain, terminal._private, terminal._chip_public_key)
+    keys = _ca2_keys(terminal.protocol, secret, nonce)
+    expected = ca2_token(terminal.protocol, keys, terminal.ephemeral_public_key)
+    if not hmac.compare_digest(expected, token):
+        raise AuthenticationFailed("the chip's authentication token T_PICC does not verify")
+    return keys

@@ -22,6 +22,8 @@ from typing import Any
 
 from eidemu.fixtures import fixture_path
 
+from .eac_zones import render_eac
+
 FIXTURES = fixture_path()
 APPLICATION_TYPE = "emrtd"
 EMRTD_AID = "A0 00 00 02 47 10 01"
@@ -163,7 +165,8 @@ def write_profiles(pki_dir: Path, out_dir: Path, chips: Sequence[str] = ()) -> l
     for name in chips or list(known):
         chip = known[name]
         path = out_dir / f"eid-{name}.yaml"
-        path.write_text(render_profile(chip, pki_dir / "eid" / chip["path"], path, manifest["pace"]), "utf-8")
+        text = render_profile(chip, pki_dir / "eid" / chip["path"], path, manifest["pace"])
+        path.write_text(render_eac(text, chip, pki_dir, path), "utf-8")
         paths.append(path)
     return paths
 

@@ -105,7 +105,7 @@ def test_every_other_file_needs_secure_messaging(terminal: Terminal) -> None:
 def test_select_answers(card: Card) -> None:
     assert card.transmit(bytes.fromhex("00A4040C07A0000002471001")) == b"\x90\x00"
     assert card.transmit(bytes.fromhex("00A4040C07A0000002471002")) == b"\x6a\x82"
-    assert card.transmit(bytes.fromhex("00A4020C020107")) == b"\x6a\x82"  # DG7 absent
+    assert card.transmit(bytes.fromhex("00A4020C02010A")) == b"\x6a\x82"  # DG10 absent
     assert card.transmit(bytes.fromhex("00A4020C0201")) == b"\x67\x00"
 
 
@@ -286,14 +286,14 @@ def test_read_with_sfi_and_extended_le_under_secure_messaging(terminal: Terminal
 
 def test_odd_read_binary_beyond_32767(card: Card, terminal: Terminal) -> None:
     """READ BINARY B1 with DO 54 offset, answered in DO 53 (ISO/IEC 7816-4 §11.2; 9303-10 §3.10):
-    a 40 000-byte DG3 added to the application for the test."""
+    a 40 000-byte DG10 added to the application for the test."""
     content = bytes(random.Random(3).randrange(256) for _ in range(40000))
-    big = TransparentEF(0x0103, "EF.DG3 (test)", {AccessOperation.READ: AccessCondition.parse("auth:01")}, 0x03)
+    big = TransparentEF(0x010A, "EF.DG10 (test)", {AccessOperation.READ: AccessCondition.parse("auth:01")}, 0x0A)
     big.data = bytearray(content)
     app_of(card).df.add(big)
     terminal.pace(ECDH_GM_AES128, 13, PacePassword.can(CAN))
     assert terminal.select_application() == 0x9000
-    assert terminal.select_ef(0x0103) == 0x9000
+    assert terminal.select_ef(0x010A) == 0x9000
     for offset in (0x7FFF, 0x8000, 39990):
         response = terminal.send(
             CommandAPDU(0x00, 0xB1, 0x00, 0x00, TLV(0x54, offset.to_bytes(3, "big")).encode(), 104)
@@ -393,7 +393,7 @@ def test_chip_authentication_errors(card: Card, terminal: Terminal) -> None:
     assert terminal.send(CommandAPDU(0x00, 0x22, 0x41, 0xA4, other.mse_set_at_data())).sw == 0x6A80
     bad = TLV(0x91, b"\x04" + bytes(64)).encode()
     assert terminal.send(CommandAPDU(0x00, 0x22, 0x41, 0xA6, bad)).sw == 0x6A80
-    assert terminal.send(CommandAPDU(0x00, 0x22, 0x81, 0xB6, b"")).sw == 0x6A86
+    assert terminal.send(CommandAPDU(0x00, 0x22, 0x81, 0xB8, b"")).sw == 0x6A86
     # the session is still the PACE one after these refusals
     assert terminal.select_application() == 0x9000
     assert terminal.read_file(0x0101) == DG1

@@ -18,6 +18,7 @@ from . import EXIT_CARD_ERROR, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from eidemu.conformance.eid import InspectionReport, TrustStore
+    from eidemu.emulator.pki.eac import Terminal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--csca", metavar="FILE", type=Path, action="append", help="CSCA certificate (PEM/DER); repeatable"
     )
     r.add_argument("--crl", metavar="FILE", type=Path, action="append", help="CSCA CRL (DER/PEM); repeatable")
+    r.add_argument(
+        "--terminal",
+        metavar="NAME",
+        help="after PACE, run Terminal Authentication v2 as this terminal of the TEST EAC PKI "
+        "(at-private, at-household, at-public, at-rsa, is-1 ...), Chip Authentication v2, and read the zones",
+    )
+    r.add_argument(
+        "--eac-pki",
+        metavar="DIR",
+        type=Path,
+        help="the EAC PKI directory holding the terminal (default: the shipped fixtures/pki/eac)",
+    )
+    r.add_argument("--pin", metavar="PIN", help="the holder PIN (6-8 digits) for the private zone; needs --terminal")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.set_defaults(handler=run_read)
     p.set_defaults(handler=lambda args: p.print_help() or 2)
@@ -71,6 +85,23 @@ def _trust(args: argparse.Namespace) -> TrustStore:
     return TrustStore.from_master_list(args.master_list or csca_dir / "masterlist.der", crls)
 
 
+def _terminal(args: argparse.Namespace) -> Terminal | None:
+    from eidemu.emulator.pki.eac import load_terminal
+    from eidemu.fixtures import fixture_path
+
+    if args.pin is not None and (not args.pin.isdigit() or not 6 <= len(args.pin) <= 8):
+        raise UsageError("--pin: the holder PIN is 6 to 8 digits")
+    if args.terminal is None:
+        if args.pin is not None:
+            raise UsageError("--pin needs --terminal (the private zone opens after Terminal Authentication)")
+        return None
+    directory = args.eac_pki or fixture_path("pki", "eac")
+    try:
+        return load_terminal(directory, args.terminal)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--terminal: {exc}") from None
+
+
 def run_read(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     from eidemu.conformance.connection import open_card
     from eidemu.conformance.eid import AccessKey, InspectionSystem
@@ -82,10 +113,11 @@ def run_read(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     except ValueError as exc:
         raise UsageError(f"--{'can' if args.can is not None else 'mrz'}: {exc}") from None
     trust = _trust(args)
+    terminal = _terminal(args)
     connection = open_card(args.card)
     try:
         try:
-            report = InspectionSystem(connection, trust=trust).inspect(key)
+            report = InspectionSystem(connection, trust=trust, terminal=terminal, pin=args.pin).inspect(key)
         except ChipError as exc:
             print(f"eidemu: {args.card}: {exc}", file=sys.stderr)
             return EXIT_CARD_ERROR
@@ -127,6 +159,10 @@ def print_report(report: InspectionReport, out: IO[str], face_file: Path | None)
         for label, value in rows:
             if value:
                 print(f"  {label + ':':<19}{value}", file=out)
+    if report.zones:
+        print("zones:", file=out)
+        for label, value in report.zones:
+            print(f"  {label + ':':<19}{value}", file=out)
     print("verifications:", file=out)
     for check in report.checks:
         print(f"  {check.line()}", file=out)

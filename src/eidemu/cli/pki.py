@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "from the identities of an existing PKI, leaving its other files as they are "
         "(identities, base URL and dates come from its manifest; --seed and --base-url are ignored)",
     )
+    gen.add_argument(
+        "--eac-only",
+        action="store_true",
+        help="rebuild only DIR/eac (the TEST EAC PKI: CVCAs, link certificate, document verifiers, "
+        "terminals and their keys), leaving the other files as they are",
+    )
     gen.set_defaults(handler=run_generate)
     serve = psub.add_parser("serve", help="publish CRLs and answer OCSP requests over loopback HTTP")
     serve.add_argument("--pki", type=Path, default=DEFAULT_PKI_DIR, metavar="DIR", help="default: the shipped TEST PKI")
@@ -93,6 +99,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from eidemu.emulator.pki.generate import generate_pki
 
     started = time.monotonic()
+    if args.eac_only:
+        return _run_generate_eac(args, started)
     if args.eid_only:
         return _run_generate_eid(args, started)
     with progress_display() as report:
@@ -116,6 +124,17 @@ def _run_generate_eid(args: argparse.Namespace, started: float) -> int:
     print(
         f"eID data written to {args.out / 'eid'}: CSCA Taiwan TEST, {len(manifest['signers'])} signers, "
         f"{len(manifest['chips'])} chips, {time.monotonic() - started:.1f} s"
+    )
+    return EXIT_OK
+
+
+def _run_generate_eac(args: argparse.Namespace, started: float) -> int:
+    from eidemu.emulator.pki.eac import generate_eac
+
+    manifest = generate_eac(args.out, progress=lambda text: print(text, flush=True))
+    print(
+        f"EAC PKI written to {args.out / 'eac'}: {len(manifest['certificates'])} CV certificates, "
+        f"{time.monotonic() - started:.1f} s"
     )
     return EXIT_OK
 
