@@ -34,6 +34,7 @@ from .script import ExpansionError, Location, Script, ScriptError, TestCase
 PYTHON_CATALOGUE = (
     "eidemu.conformance.flows.moica_certificates",
     "eidemu.conformance.flows.moica_relying_party",
+    "eidemu.conformance.flows.eid_pki",
 )
 """Modules holding the shipped Python tests (imported by :func:`load_python_tests`)."""
 

@@ -288,3 +288,53 @@ def test_repr_hides_secrets(card: Card) -> None:
     assert isinstance(app, EidPkiApplication)
     assert PIN not in repr(app.options) and PUK not in repr(app.options)
     assert "redacted" in repr(app.keys[1])
+
+
+# -- the conformance catalogue in process --------------------------------------------------
+
+
+def test_catalogue_passes_in_process() -> None:
+    from eidemu.conformance.runner import CardUnderTest, Outcome, load_catalogue, run_tests, select_tests
+
+    catalogue = load_catalogue()
+    results = run_tests(CardUnderTest("emulator:eid-pki-g3-valid-1"), select_tests(catalogue, ["EID_PKI_*"]))
+    assert len(results) >= 28
+    assert [(r.test.id, r.message) for r in results if r.outcome != Outcome.PASSED] == []
+    assert {"EID_PKI_FLOW_01", "EID_PKI_FLOW_02", "EID_PKI_FLOW_03", "EID_PKI_PIN_05"} <= {r.test.id for r in results}
+
+
+def test_catalogue_passes_on_the_whole_chip() -> None:
+    from eidemu.conformance.runner import CardUnderTest, Outcome, load_catalogue, run_tests, select_tests
+
+    card = CardUnderTest("emulator:eid-g3-valid-1", card_config="eid-g3-valid-1-pki")
+    results = run_tests(card, select_tests(load_catalogue(), ["EID_PKI_*"]))
+    assert [(r.test.id, r.message) for r in results if r.outcome != Outcome.PASSED] == []
+
+
+def test_revoked_signer_fails_exactly_the_ocsp_flow() -> None:
+    # A broken double: the same zone with the revoked G3 identity. Only the chain test fails.
+    from eidemu.conformance.runner import (
+        CardDeclaration,
+        CardUnderTest,
+        Outcome,
+        load_catalogue,
+        run_tests,
+        select_tests,
+    )
+
+    pin = json.loads((identity_dir("g3-revoked") / "identity.json").read_text(encoding="utf-8"))["initial_pin"]
+    declaration = CardDeclaration(
+        "eid-pki-g3-revoked",
+        frozenset({"EID-PKI", "CLA-00", "PKCS15", "RSA2048", "PIN", "EID-PKI-TEST-PKI"}),
+        {"PIN": pin.encode()},
+    )
+    card = CardUnderTest("emulator:eid-pki-g3-revoked", declaration=declaration)
+    results = run_tests(card, select_tests(load_catalogue(), ["EID_PKI_FLOW_*"]))
+    outcomes = {r.test.id: r.outcome for r in results}
+    assert outcomes == {
+        "EID_PKI_FLOW_01": Outcome.PASSED,
+        "EID_PKI_FLOW_02": Outcome.PASSED,
+        "EID_PKI_FLOW_03": Outcome.FAILED,
+    }
+    failed = next(r for r in results if r.test.id == "EID_PKI_FLOW_03")
+    assert "does not validate with OCSP checking" in failed.message and "revoked" in failed.message.lower()

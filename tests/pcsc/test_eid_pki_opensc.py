@@ -120,3 +120,25 @@ def test_pkcs11_sign_verifies_with_openssl(zone_card, tmp_path) -> None:
     verify = run("openssl", "dgst", "-sha256", "-verify", str(public), "-signature", str(signature), str(data))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.strip() == "Verified OK"
+
+
+# -- the zone's conformance tests through pcscd + vpcd ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "card_config"), [("eid-pki-g3-valid-1", None), ("eid-g3-valid-1", "eid-g3-valid-1-pki")]
+)
+def test_zone_catalogue_passes_through_pcscd_and_vpcd(stack, profile, card_config) -> None:
+    from eidemu.conformance.runner import CardUnderTest, Outcome, load_catalogue, run_tests, select_tests
+
+    from .conftest import READER0, wait_for_card
+
+    card = CardUnderTest(f"served:{profile}?vpcd=localhost:{stack.port}&slot=0", card_config=card_config)
+    try:
+        results = run_tests(card, select_tests(load_catalogue(), ["EID_PKI_*"]))
+    finally:
+        card.close()
+    assert len(results) >= 28
+    assert [(r.test.id, r.message) for r in results if r.outcome != Outcome.PASSED] == []
+    assert {r.test.id for r in results if r.test.destructive} >= {"EID_PKI_PIN_03", "EID_PKI_PIN_04"}
+    wait_for_card(READER0, present=False)
