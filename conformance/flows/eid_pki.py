@@ -1,12 +1,13 @@
 """eID citizen-certificate zone flows: what a relying party does with the zone.
 
 End to end through the zone's interindustry commands
-(docs/eid.md, "Citizen-certificate zone"): the certificates located by the PKCS#15 directories (PKCS #15 v1.1 §6.5, §6.7), a
-signature (RSA PKCS#1 v1.5 and RSA-PSS, RFC 8017 §8) verified with the signature
-certificate, a client authentication (INTERNAL AUTHENTICATE) and a decipherment with the
-authentication key, and the signature certificate's chain validated to the TEST root with
-OCSP at the local services (RFC 5280 §6.1, RFC 6960), as
-:mod:`eidemu.conformance.flows.moica_relying_party` does for the MOICA card.
+(docs/eid.md, "Citizen-certificate zone"): the certificates located by the PKCS#15
+directories (PKCS #15 v1.1 §6.5, §6.7), a signature (RSA PKCS#1 v1.5 and RSA-PSS,
+RFC 8017 §8) verified with the signature certificate, a client authentication (INTERNAL
+AUTHENTICATE) and a decipherment with the authentication key, and the signature
+certificate's chain validated to the TEST root with OCSP at the local services (RFC 5280
+§6.1, RFC 6960), as :mod:`eidemu.conformance.flows.moica_relying_party` does for the MOICA
+card.
 
 Card variables: ``PIN`` (ASCII digits). The chain test needs token ``EID-PKI-TEST-PKI``.
 """
