@@ -89,6 +89,17 @@ _ALLOWED: dict[PkiKeyUsage, frozenset[Template]] = {
 _DEFAULT_ALGORITHM = Algorithm.RSA_PKCS1
 
 
+def _algorithm(value: bytes | None, template: Template) -> Algorithm:
+    """DO ``80`` of MSE SET: absent means PKCS#1 v1.5; PSS serves signatures only (6A80)."""
+    if value is None:
+        return _DEFAULT_ALGORITHM
+    known = {a.value: a for a in Algorithm}
+    algorithm = known.get(value[0]) if len(value) == 1 else None
+    if algorithm is None or (algorithm is Algorithm.RSA_PSS and template is not Template.DIGITAL_SIGNATURE):
+        raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "algorithm reference not supported")
+    return algorithm
+
+
 @dataclass(frozen=True)
 class PkiKeyOption:
     """One key pair of the ``keys`` option."""
@@ -245,15 +256,7 @@ class EidPkiApplication(IsoApplication):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key with reference {ref[0]:02X}")
         if template not in _ALLOWED[zone_key.usage]:
             raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, f"key {ref[0]:02X} does not serve this template")
-        algorithm = _DEFAULT_ALGORITHM
-        if 0x80 in objects:
-            value = objects[0x80]
-            try:
-                algorithm = Algorithm(value[0]) if len(value) == 1 else None  # type: ignore[assignment]
-            except ValueError:
-                algorithm = None  # type: ignore[assignment]
-            if algorithm is None or (algorithm is Algorithm.RSA_PSS and template is not Template.DIGITAL_SIGNATURE):
-                raise CardError(SW.INCORRECT_PARAMETERS_IN_DATA_FIELD, "algorithm reference not supported")
+        algorithm = _algorithm(objects.get(0x80), template)
         self.channel_state(channel).environment = SecurityEnvironment(template, zone_key.key.ref, algorithm)
         return b""
 

@@ -8,6 +8,11 @@ by reference from the generated chip directory, so the profile stays small and r
 
 The application type ``emrtd`` and its options (listed in :data:`EMRTD_OPTIONS`) are what the
 eMRTD applet reads; re-run this module whenever the PKI is regenerated.
+
+Chips of a G3 identity also carry the citizen-certificate zone (application type ``eid-pki``,
+EF.DIR in the MF and the PKCS#15 DF ``5015``, docs/eid.md "Citizen-certificate zone"), written
+as separate blocks of the file list and the application list; the zone alone is also written
+as ``eid-pki-<identity>.yaml``.
 """
 
 from __future__ import annotations
