@@ -6,10 +6,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # pcscd + vsmartcard-vpcd: the virtual reader; libpcsclite-dev + swig: to build pyscard;
-# pcsc-tools + opensc: independent PC/SC clients the tests use; vsmartcard-vpicc: the
+# pcsc-tools + opensc (+ opensc-pkcs11, openssl): independent PC/SC clients the tests use; vsmartcard-vpicc: the
 # reference emulator the benchmarks compare against; chromium + chromium-driver: the browser
 # tests of the HiPKI-compatible service (tests/hipki).
-PACKAGES="pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc vsmartcard-vpicc python3-venv chromium chromium-driver"
+PACKAGES="pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools opensc opensc-pkcs11 openssl vsmartcard-vpicc python3-venv chromium chromium-driver"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"

@@ -18,6 +18,7 @@ _BUILT_IN: dict[str, tuple[str, str]] = {
     "moica-gen1": (".moica", "MoicaGen1Application"),
     "emrtd": (".emrtd", "EmrtdApplication"),
     "eid": (".eid", "EidApplication"),
+    "eid-pki": (".eid_pki", "EidPkiApplication"),
 }
 
 

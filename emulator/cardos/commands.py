@@ -9,7 +9,7 @@ Card-specific applications subclass it and change class rules or handlers.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, ClassVar
 
 from ..iso7816.apdu import CommandAPDU
 from ..iso7816.crypto import encrypt_block
@@ -26,6 +26,8 @@ class IsoApplication(Application):
     """ISO/IEC 7816-4:2020 file system and security commands for interindustry class ``00``."""
 
     type_name = "iso"
+    enters_by_path: ClassVar[bool] = False
+    """True: selecting the application's DF by FID or path selects the application too."""
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class IsoApplication(Application):
 
     def _make_current(self, target: File, channel: Channel) -> None:
         if isinstance(target, DF):
+            self._enter_application_df(target, channel)
             channel.current_df, channel.current_ef = target, None
         else:
             assert target.parent is not None
@@ -112,6 +115,21 @@ class IsoApplication(Application):
                 node = node.children[fid]
             return node
         raise CardError(SW.INCORRECT_P1_P2, f"SELECT P1={p1:02X} not supported")
+
+    def _enter_application_df(self, target: DF, channel: Channel) -> None:
+        """For applications that ask for it (``enters_by_path``): selecting the application's
+        DF by FID or path selects the application, as selecting it by its AID does. Generic
+        PKCS#15 middleware reaches an application by the path of its EF.DIR entry (PKCS #15
+        v1.1 §5.4, ISO/IEC 7816-15:2004 §8.3) and never by the AID."""
+        if not target.aid:
+            return
+        app = self.card.applications.get(target.aid)
+        if not isinstance(app, IsoApplication) or not app.enters_by_path or app is channel.app or app.df is not target:
+            return
+        channel.security.clear_local()
+        channel.end_secure_messaging()
+        channel.app = app
+        app.on_select(channel)
 
     @staticmethod
     def _fid(data: bytes) -> int:

@@ -373,9 +373,13 @@ class KeyDescription:
     signing: bool
     auth_id: bytes
     subject: x509.Name | None = None
+    usage: frozenset[str] | None = None
+    """KeyUsageFlags names (§6.2.3) overriding the ones ``signing`` implies."""
 
     def private_key_object(self, key_path: bytes) -> PrivateRsaKeyObject:
-        usage = {"sign", "non_repudiation"} if self.signing else {"decrypt", "unwrap"}
+        usage = set(self.usage) if self.usage is not None else None
+        if usage is None:
+            usage = {"sign", "non_repudiation"} if self.signing else {"decrypt", "unwrap"}
         return PrivateRsaKeyObject(
             {
                 "common_object_attributes": {"label": self.label, "flags": {"private"}, "auth_id": self.auth_id},
@@ -403,15 +407,19 @@ class KeyDescription:
 
 
 def certificate_object(
-    cert: x509.Certificate, cert_id: bytes, label: str, path: bytes, index: int, authority: bool
+    cert: x509.Certificate, cert_id: bytes, label: str, path: bytes, index: int | None, authority: bool
 ) -> X509CertificateObject:
-    """A CDF entry (§6.5) pointing into a shared EF with a Path carrying index and length."""
+    """A CDF entry (§6.5): a Path carrying index and length into a shared EF, or (index
+    None) the path of an EF holding the certificate alone."""
+    value: dict[str, object] = {"efid_or_path": path}
+    if index is not None:
+        value.update(index=index, length=len(cert.dump()))
     return X509CertificateObject(
         {
             "common_object_attributes": {"label": label},
             "class_attributes": {"id": cert_id, "authority": authority},
             "type_attributes": {
-                "value": {"efid_or_path": path, "index": index, "length": len(cert.dump())},
+                "value": value,
                 "subject": cert.subject,
                 "issuer": cert.issuer,
                 "serial_number": cert.serial_number,

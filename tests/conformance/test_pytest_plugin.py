@@ -61,7 +61,15 @@ def test_markers_and_keyword_selection(tmp_path: Path):
     destructive = _pytest(tmp_path, "--card", "emulator:iso-demo", "-m", "destructive", "-q", "--co")
     listed = [line for line in destructive.stdout.splitlines() if "::" in line]
     names = sorted(line.rsplit("::", 1)[1] for line in listed)
-    assert names == ["ISO_PIN_02", "ISO_PIN_04", "ISO_UPDATE_01", "MOICA_PIN_02", "MOICA_PIN_03", "MOICA_PIN_04"]
+    assert names == [
+        *(f"EID_PKI_PIN_0{i}" for i in range(2, 7)),
+        "ISO_PIN_02",
+        "ISO_PIN_04",
+        "ISO_UPDATE_01",
+        "MOICA_PIN_02",
+        "MOICA_PIN_03",
+        "MOICA_PIN_04",
+    ]
 
 
 def test_failures_show_expected_received_and_the_apdus(tmp_path: Path):
