@@ -6,7 +6,7 @@ AES-128), SELECT the eMRTD application, READ DG14, the terminal ``at-private``'s
 DST + PSO:Verify Certificate for the DV and the terminal), MSE:Set AT, GET CHALLENGE,
 EXTERNAL AUTHENTICATE, CA v2 (MSE:Set AT + GENERAL AUTHENTICATE), VERIFY of the holder PIN,
 READ BINARY of DG3..DG9, all under secure messaging. The card is ``eidemu serve --profile
-eid-g2-valid-1``, reset before each flow outside the clock.
+eid-g3-valid-1``, reset before each flow outside the clock.
 
 Floor, measured in the same run in alternating order (as benchmarks/bench_eid.py): the same
 round trips through pcscd + vpcd to an echo card answering as many bytes as the flow's
@@ -59,7 +59,7 @@ from eidemu.emulator.pki.eac_zones import holder_pin  # noqa: E402
 from eidemu.fixtures import fixture_path  # noqa: E402
 
 EAC = fixture_path("pki", "eac")
-NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identity.json").read_text("utf-8"))[
+NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))[
     "national_id"
 ]
 PIN = holder_pin(NATIONAL_ID)
@@ -115,7 +115,7 @@ def chip_key() -> CaChip:
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(
-        fixture_path("pki", "eid", "chips", "g2-valid-1", "chip-ca.key.pem").read_bytes(), None
+        fixture_path("pki", "eid", "chips", "g3-valid-1", "chip-ca.key.pem").read_bytes(), None
     )
     return CaChip.from_private_key("0.4.0.127.0.7.2.2.3.2.2", key)  # type: ignore[arg-type]
 

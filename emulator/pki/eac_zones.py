@@ -137,7 +137,11 @@ def render_eac(text: str, chip: Mapping[str, Any], pki_dir: Path, profile_path: 
         f'      eac:\n        current_date: "{first["effective"]}"\n'
         f"        pin_ref: {PIN_REF}\n        trust_points:\n{trust}"
     )
-    text = text.replace("\napplications:\n", f"\n{files}applications:\n", 1)
+    # The zone files are children of the eMRTD DF, the last entry of the file list, unless
+    # the citizen-certificate zone's files follow it (chips of G3 identities).
+    pki_files = "\n  # -- citizen-certificate zone (eid-pki)"
+    anchor = pki_files if pki_files in text else "\napplications:\n"
+    text = text.replace(anchor, f"\n{files}{anchor[1:]}", 1)
     text = text.replace("\nfiles:\n", f"\n{pins}files:\n", 1)
     text = text.replace("    type: emrtd\n", "    type: eid\n", 1)
     marker = "      secure_messaging_ref: 01\n"

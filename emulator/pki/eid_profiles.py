@@ -358,7 +358,11 @@ def write_profiles(pki_dir: Path, out_dir: Path, chips: Sequence[str] = ()) -> l
         chip = known[name]
         path = out_dir / f"eid-{name}.yaml"
         text = render_profile(chip, pki_dir / "eid" / chip["path"], path, manifest["pace"])
-        path.write_text(render_eac(text, chip, pki_dir, path), "utf-8")
+        if has_pki_zone(chip):
+            # The private and household zones (EAC) on the chips of G3 identities, beside the
+            # citizen-certificate zone; the other chips model the ICAO zone alone.
+            text = render_eac(text, chip, pki_dir, path)
+        path.write_text(text, "utf-8")
         paths.append(path)
         slug = str(chip["slug"])
         if has_pki_zone(chip) and name == slug:

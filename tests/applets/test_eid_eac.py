@@ -26,7 +26,7 @@ from eidemu.emulator.pki.eac_zones import encode_zone, holder_pin, holder_puk, z
 from eidemu.emulator.profile import PROFILE_DIR, load_profile
 from eidemu.fixtures import fixture_path
 
-CHIP = "g2-valid-1"
+CHIP = "g3-valid-1"
 EAC = fixture_path("pki", "eac")
 IDENTITY = __import__("json").loads(fixture_path("pki", "identities", CHIP, "identity.json").read_text("utf-8"))
 PIN = holder_pin(IDENTITY["national_id"])

@@ -18,15 +18,15 @@ from eidemu.fixtures import fixture_path
 
 from .conftest import READER0, ROOT, wait_for_card
 
-CAN = "237517"  # eid-g2-valid-1
-NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identity.json").read_text("utf-8"))[
+CAN = "147502"  # eid-g3-valid-1
+NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))[
     "national_id"
 ]
 PIN = holder_pin(NATIONAL_ID)
 
 
 def test_python_reader_ta_ca_pin_and_zones_over_pcsc(slots):
-    slots.insert(0, load_profile("eid-g2-valid-1").build())
+    slots.insert(0, load_profile("eid-g3-valid-1").build())
     wait_for_card(READER0)
     connection = open_card(f"pcsc:{READER0}")
     try:
@@ -49,7 +49,7 @@ def test_python_reader_ta_ca_pin_and_zones_over_pcsc(slots):
 
 
 def test_cli_with_an_expired_terminal_fails_ta_over_pcsc(slots):
-    slots.insert(0, load_profile("eid-g2-valid-1").build())
+    slots.insert(0, load_profile("eid-g3-valid-1").build())
     wait_for_card(READER0)
     result = subprocess.run(
         [sys.executable, "-m", "eidemu.cli", "eid", "read", "--card", f"pcsc:{READER0}", "--can", CAN,

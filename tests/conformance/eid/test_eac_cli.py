@@ -13,9 +13,9 @@ from eidemu.cli.eid import register, run_read
 from eidemu.emulator.pki.eac_zones import holder_pin
 from eidemu.fixtures import fixture_path
 
-from .conftest import CAN
+CAN = "147502"  # eid-g3-valid-1: the EAC zones are on the chips of G3 identities
 
-NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identity.json").read_text("utf-8"))[
+NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))[
     "national_id"
 ]
 
@@ -23,15 +23,15 @@ NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identi
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    return parser.parse_args(["eid", "read", "--card", "emulator:eid-g2-valid-1", "--can", CAN, *argv])
+    return parser.parse_args(["eid", "read", "--card", "emulator:eid-g3-valid-1", "--can", CAN, *argv])
 
 
 def test_private_terminal_with_pin_reads_every_zone() -> None:
     out = io.StringIO()
     assert run_read(parse("--terminal", "at-private", "--pin", holder_pin(NATIONAL_ID)), out) == 0
     text = out.getvalue()
-    assert "  private DG6:       澎湖縣\n" in text
-    assert "  private DG7:       女\n" in text
+    assert "  private DG6:       臺中縣\n" in text
+    assert "  private DG7:       男\n" in text
     assert "  terminal-authentication: PASSED (TA v2 TWDVDOM00001 -> TWATPRIV0001)\n" in text
     assert "  chip-authentication: PASSED (CA v2 after TA, secure messaging restarted)\n" in text
     assert "  pin: PASSED (holder PIN verified)\n" in text

@@ -17,7 +17,7 @@ from eidemu.emulator.pki.eac_zones import holder_pin, holder_puk
 from eidemu.emulator.profile import PROFILE_DIR, load_profile
 from eidemu.fixtures import fixture_path
 
-IDENTITY = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identity.json").read_text("utf-8"))
+IDENTITY = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))
 VARIABLES = {
     "CAN": IDENTITY["card_number"][-6:].encode(),
     "PIN": holder_pin(IDENTITY["national_id"]).encode(),
@@ -27,7 +27,7 @@ EAC_IDS = sorted(test_id for test_id in REGISTRY if test_id.startswith("EAC_"))
 
 
 def card() -> Card:
-    return load_profile(PROFILE_DIR / "eid-g2-valid-1.yaml").build()
+    return load_profile(PROFILE_DIR / "eid-g3-valid-1.yaml").build()
 
 
 def run(test_id: str, target: Card) -> str | None:
