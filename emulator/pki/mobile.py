@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .generate import CASpec, IssuedCA, _cert_pem, _key_pem, build_user_certificate, new_rsa_key
+from .generate import CASpec, IssuedCA, build_user_certificate, new_rsa_key
+from .pem import cert_pem, key_pem
 from .store import IssuedCertificate, TestPki, load_certificate, load_rsa_key
 
 MOBILE_DIR = "mobile"
@@ -93,8 +94,8 @@ def generate_mobile(pki_root: Path | str, progress: Callable[[str], None] | None
         cert = build_user_certificate(
             record.identity, "sign", key, issuer, pki.base_url, not_before, not_before + MOBILE_VALIDITY
         )
-        (root / f"{slug}.cert.pem").write_bytes(_cert_pem(cert))
-        (root / f"{slug}.key.pem").write_bytes(_key_pem(key))
+        (root / f"{slug}.cert.pem").write_bytes(cert_pem(cert))
+        (root / f"{slug}.key.pem").write_bytes(key_pem(key))
         holders.append({"slug": slug, "cert": f"{slug}.cert.pem", "key": f"{slug}.key.pem"})
     manifest: dict[str, object] = {
         "format": MOBILE_FORMAT,
@@ -198,11 +199,11 @@ def generate_ics(pki_root: Path | str) -> None:
     bank = _ics_certificate(name("TEST Bank ICS client"), bank_key, ca, ca_key, not_before, ca=False,
                             usage=ExtendedKeyUsageOID.CLIENT_AUTH)  # fmt: skip
     for file_name, data in (
-        ("ca.cert.pem", _cert_pem(ca)),
-        ("server.cert.pem", _cert_pem(server)),
-        ("server.key.pem", _key_pem(server_key)),
-        ("bank.cert.pem", _cert_pem(bank)),
-        ("bank.key.pem", _key_pem(bank_key)),
+        ("ca.cert.pem", cert_pem(ca)),
+        ("server.cert.pem", cert_pem(server)),
+        ("server.key.pem", key_pem(server_key)),
+        ("bank.cert.pem", cert_pem(bank)),
+        ("bank.key.pem", key_pem(bank_key)),
     ):
         (root / file_name).write_bytes(data)
     (root / "README.txt").write_text(
