@@ -7,10 +7,8 @@ Test IDs ``EAC_<unit>_<n>``: ``CVC`` the chip's validation of CV certificate cha
 Authentication v2, ``PIN`` the holder PIN, ``ZONE`` the access rights of the zones
 (docs/eid.md, "Extended access control and the zones"). Each test resets the card, runs PACE
 with the CAN (variable ``CAN``) and uses the terminals of the TEST EAC PKI (fixtures/pki/eac).
-Variables: ``CAN``, ``PIN``, ``PUK`` (ASCII). Tokens: ``EID-EAC``.
-
-These tests are not yet in :data:`~eidemu.conformance.pythontests.PYTHON_CATALOGUE`; they
-run from ``tests/conformance/eid/test_eac_flows.py``.
+Variables: ``CAN``, ``EID_PIN``, ``EID_PUK`` (ASCII; not ``PIN``, which on the whole chip
+names the citizen-certificate zone's PIN). Tokens: ``EID-EAC``.
 """
 
 from __future__ import annotations
@@ -88,7 +86,7 @@ def full(context: FlowContext, terminal: str = "at-private", pin: bool = True) -
     opened.eac.terminal_authentication(opened.pace)
     opened.eac.chip_authentication()
     if pin:
-        opened.eac.verify_pin(context.variable("PIN").decode("ascii"))
+        opened.eac.verify_pin(context.variable("EID_PIN").decode("ascii"))
     return opened
 
 
@@ -214,7 +212,7 @@ def ca_after_ta(context: FlowContext) -> None:
 @eac_test("EAC_PIN_1", "PIN retry counter", spec=SPEC_PIN, purpose="A wrong PIN: 63C2, the status shows 2 tries left.")
 def pin_counter(context: FlowContext) -> None:
     opened = full(context, pin=False)
-    pin = context.variable("PIN").decode("ascii")
+    pin = context.variable("EID_PIN").decode("ascii")
     wrong = "000000" if pin != "000000" else "111111"
     expect(context, "VERIFY wrong PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(wrong)))
     expect(context, "VERIFY status", 0x63C2, opened.sw(CommandAPDU(0x00, 0x20, 0x00, 0x03)))

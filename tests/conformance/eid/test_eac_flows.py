@@ -20,8 +20,8 @@ from eidemu.fixtures import fixture_path
 IDENTITY = json.loads(fixture_path("pki", "identities", "g2-valid-1", "identity.json").read_text("utf-8"))
 VARIABLES = {
     "CAN": IDENTITY["card_number"][-6:].encode(),
-    "PIN": holder_pin(IDENTITY["national_id"]).encode(),
-    "PUK": holder_puk(IDENTITY["national_id"]).encode(),
+    "EID_PIN": holder_pin(IDENTITY["national_id"]).encode(),
+    "EID_PUK": holder_puk(IDENTITY["national_id"]).encode(),
 }
 EAC_IDS = sorted(test_id for test_id in REGISTRY if test_id.startswith("EAC_"))
 
