@@ -137,7 +137,11 @@ def render_eac(text: str, chip: Mapping[str, Any], pki_dir: Path, profile_path: 
         f'      eac:\n        current_date: "{first["effective"]}"\n'
         f"        pin_ref: {PIN_REF}\n        trust_points:\n{trust}"
     )
-    text = text.replace("\napplications:\n", f"\n{files}applications:\n", 1)
+    # the zone files belong to the eMRTD DF's children: before the citizen-certificate zone's
+    # MF-level block when the chip has one, else before the application list
+    pki_block = "\n  # -- citizen-certificate zone (eid-pki): EF.DIR"
+    anchor = pki_block if pki_block in text else "\napplications:\n"
+    text = text.replace(anchor, f"\n{files}{anchor[1:]}", 1)
     text = text.replace("\nfiles:\n", f"\n{pins}files:\n", 1)
     text = text.replace("    type: emrtd\n", "    type: eid\n", 1)
     marker = "      secure_messaging_ref: 01\n"

@@ -41,7 +41,7 @@ def run(test_id: str, target: Card) -> str | None:
 
 
 def test_catalogue_has_the_units() -> None:
-    assert len(EAC_IDS) == 19
+    assert len(EAC_IDS) == 38
     assert {i.split("_")[1] for i in EAC_IDS} == {"CVC", "TA", "CA", "PIN", "ZONE"}
 
 
