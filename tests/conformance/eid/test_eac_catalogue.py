@@ -5,8 +5,19 @@ tests/pcsc/test_eac_conformance_pcsc.py runs the same selection through pcscd + 
 
 from __future__ import annotations
 
+import yaml
+
 from eidemu.cli import main
-from eidemu.conformance.runner import CardUnderTest, Outcome, TestResult, load_catalogue, run_tests, select_tests
+from eidemu.conformance.runner import (
+    CARDS_FILE,
+    CardUnderTest,
+    Outcome,
+    TestResult,
+    load_catalogue,
+    run_tests,
+    select_tests,
+)
+from eidemu.emulator.profile import PROFILE_DIR, load_profile
 
 PROFILE = "emulator:eid-g3-valid-1"
 PKI_SELECTION = [
@@ -50,3 +61,14 @@ def test_eac_tests_do_not_apply_to_the_iso_demo_card() -> None:
 def test_eidemu_conformance_run_passes_the_eac_tests(capsys) -> None:
     assert main(["conformance", "run", "--card", PROFILE, "--select", "EAC_*", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == f"{PROFILE}: 38 tests: 38 passed"
+
+
+def test_declared_eac_variables_are_those_of_the_profiles() -> None:
+    """cards.yaml's EID_PIN and EID_PUK: the holder PIN 03 and PUK 04 of each chip's profile."""
+    cards = yaml.safe_load(CARDS_FILE.read_text(encoding="utf-8"))["cards"]
+    eac = {name: entry for name, entry in cards.items() if "EID-EAC" in entry["tokens"]}
+    assert sorted(eac) == sorted(p.stem for p in PROFILE_DIR.glob("eid-*.yaml") if not p.stem.startswith("eid-pki-"))
+    for name, entry in eac.items():
+        pins = {int(str(p["ref"]), 16): p["value"] for p in load_profile(name).document["pins"]}
+        assert bytes.fromhex(entry["variables"]["EID_PIN"]).decode("ascii") == str(pins[3]), name
+        assert bytes.fromhex(entry["variables"]["EID_PUK"]).decode("ascii") == str(pins[4]), name
