@@ -89,6 +89,11 @@ def open_chip(context: FlowContext, terminal: str) -> Opened:
     return Opened(system, EacTerminal(system.channel, load_terminal(EAC_DIR, terminal), found[0]), pace)
 
 
+def read_sw(opened: Opened, number: int) -> int:
+    """The status word of READ BINARY of data group ``number`` (9000 when read)."""
+    return sw_of(lambda: opened.eac.read_zone((number,)))
+
+
 def expect(context: FlowContext, what: str, expected: int, received: int) -> None:
     context.check(received == expected, what, f"{expected:04X}", f"{received:04X}")
 
@@ -419,7 +424,7 @@ def ca_without_ta(context: FlowContext) -> None:
     except (ChipError, IcaoError):
         opened = open_chip(context, "at-private")  # refused: a new session, still without TA
     for number in (3, 13):
-        expect(context, f"READ DG{number}", 0x6982, sw_of(lambda n=number: opened.eac.read_zone((n,))))  # type: ignore[misc]
+        expect(context, f"READ DG{number}", 0x6982, read_sw(opened, number))
 
 
 # -- more zones -----------------------------------------------------------------------------------
@@ -434,7 +439,7 @@ def ca_without_ta(context: FlowContext) -> None:
 def zone_household_private(context: FlowContext) -> None:
     opened = full(context, "at-household")
     for number in PRIVATE_ZONE:
-        expect(context, f"READ DG{number}", 0x6982, sw_of(lambda n=number: opened.eac.read_zone((n,))))  # type: ignore[misc]
+        expect(context, f"READ DG{number}", 0x6982, read_sw(opened, number))
 
 
 @eac_test(
@@ -459,7 +464,7 @@ def zone_rights_reset(context: FlowContext) -> None:
     full(context)
     opened = open_chip(context, "at-private")
     for number in (3, 13):
-        expect(context, f"READ DG{number}", 0x6982, sw_of(lambda n=number: opened.eac.read_zone((n,))))  # type: ignore[misc]
+        expect(context, f"READ DG{number}", 0x6982, read_sw(opened, number))
 
 
 # -- more PIN -------------------------------------------------------------------------------------
