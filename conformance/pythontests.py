@@ -40,6 +40,7 @@ PYTHON_CATALOGUE = (
     "eidemu.conformance.flows.emrtd_pa",
     "eidemu.conformance.flows.emrtd_auth",
     "eidemu.conformance.flows.eid_pki",
+    "eidemu.conformance.flows.eac",
 )
 """Modules holding the shipped Python tests (imported by :func:`load_python_tests`)."""
 

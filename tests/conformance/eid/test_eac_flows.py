@@ -20,8 +20,8 @@ from eidemu.fixtures import fixture_path
 IDENTITY = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))
 VARIABLES = {
     "CAN": IDENTITY["card_number"][-6:].encode(),
-    "PIN": holder_pin(IDENTITY["national_id"]).encode(),
-    "PUK": holder_puk(IDENTITY["national_id"]).encode(),
+    "EID_PIN": holder_pin(IDENTITY["national_id"]).encode(),
+    "EID_PUK": holder_puk(IDENTITY["national_id"]).encode(),
 }
 EAC_IDS = sorted(test_id for test_id in REGISTRY if test_id.startswith("EAC_"))
 
@@ -41,7 +41,7 @@ def run(test_id: str, target: Card) -> str | None:
 
 
 def test_catalogue_has_the_units() -> None:
-    assert len(EAC_IDS) == 19
+    assert len(EAC_IDS) == 38
     assert {i.split("_")[1] for i in EAC_IDS} == {"CVC", "TA", "CA", "PIN", "ZONE"}
 
 
