@@ -140,9 +140,7 @@ class EidApplication(EmrtdApplication):
             channel.app_state.imported = old.imported
 
     def state(self, channel: Channel) -> EidChannelState:
-        if not isinstance(channel.app_state, EidChannelState):
-            channel.app_state = EidChannelState()
-        return channel.app_state
+        return channel.state(EidChannelState)
 
     def _require_eac(self, channel: Channel) -> EidChannelState:
         if self.options.eac is None:

@@ -340,7 +340,4 @@ class EidPkiApplication(IsoApplication):
 
     @staticmethod
     def channel_state(channel: Channel) -> PkiChannelState:
-        state = channel.app_state
-        if not isinstance(state, PkiChannelState):
-            state = channel.app_state = PkiChannelState()
-        return state
+        return channel.state(PkiChannelState)

@@ -350,9 +350,7 @@ class EmrtdApplication(IsoApplication):
         channel.app_state = EmrtdChannelState()
 
     def state(self, channel: Channel) -> EmrtdChannelState:
-        if not isinstance(channel.app_state, EmrtdChannelState):
-            channel.app_state = EmrtdChannelState()
-        return channel.app_state
+        return channel.state(EmrtdChannelState)
 
     def _open_session(self, channel: Channel, keys: SecureMessagingKeys) -> None:
         """Secure messaging with ``keys`` from the next command on, and the grant."""

@@ -728,7 +728,4 @@ class MoicaGen1Application(IsoApplication):
     @staticmethod
     def channel_state(channel: Channel) -> MoicaChannelState:
         """This application's state on ``channel`` (fresh if the channel holds none yet)."""
-        state = channel.app_state
-        if not isinstance(state, MoicaChannelState):
-            state = channel.app_state = MoicaChannelState()
-        return state
+        return channel.state(MoicaChannelState)

@@ -50,7 +50,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from ..iso7816.apdu import ClassByte, CommandAPDU, ResponseAPDU
 from ..iso7816.crypto import BlockAlgorithm
@@ -94,6 +94,9 @@ class ApplicationState:
     security environment set by MSE); applications subclass it."""
 
 
+StateT = TypeVar("StateT", bound=ApplicationState)
+
+
 @dataclass
 class CommandChain:
     """The command chain being received on a channel (ISO/IEC 7816-4:2020 §5.3.3): the
@@ -123,6 +126,13 @@ class Channel:
     chain: CommandChain | None = None
     app_state: ApplicationState | None = None
     """The current application's own state on this channel (see :class:`ApplicationState`)."""
+
+    def state(self, kind: type[StateT]) -> StateT:
+        """The current application's state on this channel as a ``kind``: the one the
+        channel holds, or a fresh one where it holds none (or another application's)."""
+        if not isinstance(self.app_state, kind):
+            self.app_state = kind()
+        return self.app_state
 
     def start_secure_messaging(self, session: SecureMessagingSession) -> None:
         """Protect this channel with ``session`` from the next command on (see the module

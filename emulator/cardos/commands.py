@@ -126,9 +126,16 @@ class IsoApplication(Application):
         app = self.card.applications.get(target.aid)
         if not isinstance(app, IsoApplication) or not app.enters_by_path or app is channel.app or app.df is not target:
             return
-        channel.security.clear_local()
-        channel.end_secure_messaging()
-        channel.app = app
+        self._enter_application(app, channel)
+
+    @staticmethod
+    def _enter_application(app: Application, channel: Channel) -> None:
+        """``app`` becomes current on the channel (§7.1): another application's local
+        security status and secure-messaging session end; the application starts afresh."""
+        if channel.app is not app:
+            channel.security.clear_local()
+            channel.end_secure_messaging()
+            channel.app = app
         app.on_select(channel)
 
     @staticmethod
@@ -160,11 +167,7 @@ class IsoApplication(Application):
             raise CardError(SW.WRONG_LENGTH, "DF name missing")
         app = self.card.application_for(name)
         if app is not None:
-            if channel.app is not app:
-                channel.security.clear_local()
-                channel.end_secure_messaging()
-                channel.app = app
-            app.on_select(channel)
+            self._enter_application(app, channel)
             return app.df
         for f in self.card.mf.walk():
             if isinstance(f, DF) and f.aid and f.aid.startswith(name):
