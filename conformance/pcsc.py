@@ -12,6 +12,7 @@ over libpcsclite, so the round trip measured here is that of pcscd, not of Pytho
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -71,6 +72,89 @@ class PcscContext:
         if self.handle is not None:
             scard.SCardReleaseContext(self.handle)
             self.handle = None
+
+
+PNP_NOTIFICATION = "\\\\?PnP?\\Notification"
+"""pcsc-lite's pseudo-reader whose state changes when a reader is added or removed; the high
+16 bits of the state a caller passes are the number of readers it knows."""
+
+ReaderStates = dict[str, tuple[int, bytes]]
+
+
+class ReaderWatcher:
+    """pcscd's readers and their states, kept current by a thread that waits in
+    ``SCardGetStatusChange`` on every reader and on :data:`PNP_NOTIFICATION` (PC/SC part 5
+    §3.1.4), so a caller learns them without a round trip to pcscd.
+
+    :meth:`states` answers from memory: what pcscd last reported, which lags an event by the
+    time the thread needs to wake (well under a millisecond on an idle machine). It answers
+    ``None`` while the watcher has no current view (pcscd not reachable yet, or restarted);
+    callers then ask pcscd themselves. :meth:`close` ends the wait with ``SCardCancel``.
+    """
+
+    RETRY_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: ReaderStates | None = None
+        self._context: PcscContext | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="eidemu-pcsc-watch", daemon=True)
+        self._thread.start()
+
+    def states(self) -> ReaderStates | None:
+        with self._lock:
+            return None if self._states is None else dict(self._states)
+
+    def close(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            if self._context is not None and self._context.handle is not None:
+                scard.SCardCancel(self._context.handle)
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                context = PcscContext()
+            except CardConnectionError:
+                self._stopping.wait(self.RETRY_SECONDS)
+                continue
+            with self._lock:
+                self._context = context
+            try:
+                self._follow(context)
+            except CardConnectionError:
+                self._stopping.wait(self.RETRY_SECONDS)  # pcscd gone: a new context
+            finally:
+                with self._lock:
+                    self._states, self._context = None, None
+                context.close()
+
+    def _follow(self, context: PcscContext) -> None:
+        """Publish the states, then wait for the next change; a reader added or removed lists
+        the readers again."""
+        known: dict[str, int] | None = None  # the states last published, by reader
+        while not self._stopping.is_set():
+            names = context.readers()
+            if known is None or set(known) != set(names):  # new readers: publish at once
+                known, timeout = dict.fromkeys(names, scard.SCARD_STATE_UNAWARE), 0
+            else:
+                timeout = scard.INFINITE
+            query = [(n, known[n]) for n in names]
+            query.append((PNP_NOTIFICATION, len(names) << 16))
+            hresult, found = scard.SCardGetStatusChange(context.handle, timeout, query)
+            if hresult == scard.SCARD_E_CANCELLED:
+                return
+            if hresult == scard.SCARD_E_UNKNOWN_READER:
+                known = None
+                continue  # a reader left between the listing and the wait
+            if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+                _check(hresult, "watching the readers")
+            states = {name: (state, bytes(atr)) for name, state, atr in found if name != PNP_NOTIFICATION}
+            with self._lock:
+                self._states = states
+            known = {name: state & ~scard.SCARD_STATE_CHANGED for name, (state, _atr) in states.items()}
 
 
 def resolve_reader(spec: str | int, readers: list[str]) -> str:

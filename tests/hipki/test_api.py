@@ -378,8 +378,11 @@ def test_no_card_then_card_back_live(hipki):
 class NoReaders:
     description = "pcsc:"
 
-    def slots(self):
+    def slots(self, fresh=False):
         return []
+
+    def close(self):
+        pass
 
 
 def test_no_reader(hipki):

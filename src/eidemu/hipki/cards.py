@@ -5,11 +5,15 @@ The service talks to cards only through the tester's connection layer
 and the middleware-style MOICA client (:class:`eidemu.conformance.moica.MoicaCard`); this module
 is the one place that imports them, so a change there is mended here.
 
-Slots are read again on every request: PC/SC readers with ``SCardListReaders`` and their
-state with ``SCardGetStatusChange`` (PC/SC Workgroup specification part 5 §3.1.4); the high
-16 bits of pcsc-lite's event state count the card events of a reader, so a card removed and
-another inserted between two requests is seen as a new card. ``emulator:`` URIs have one
-fixed slot whose card the test-control endpoint can remove and insert.
+PC/SC slots come from a :class:`~eidemu.conformance.pcsc.ReaderWatcher`, a thread that
+pcscd wakes on every reader or card event (``SCardGetStatusChange``, PC/SC Workgroup
+specification part 5 §3.1.4), so a request costs no round trip to learn them; ``fresh=True``
+asks pcscd directly (``SCardListReaders`` and ``SCardGetStatusChange``), which
+``/pkcs11info`` does and a request does whenever the remembered view leads nowhere (see
+:meth:`eidemu.hipki.service.HipkiService.with_card`). The high 16 bits of pcsc-lite's event
+state count the card events of a reader, so a card removed and another inserted is seen as a
+new card. ``emulator:`` URIs have one fixed slot whose card the test-control endpoint can
+remove and insert.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from eidemu.conformance.moica import InvalidPinError, MoicaCard, MoicaError, Pin
 from eidemu.emulator.formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
 
 __all__ = [
+    "CardConnection",
     "CardConnectionError",
     "CardSource",
     "EmulatorSource",
@@ -60,11 +65,15 @@ class CardSource(Protocol):
 
     description: str
 
-    def slots(self) -> list[SlotState]: ...
+    def slots(self, fresh: bool = False) -> list[SlotState]:
+        """The slots now; ``fresh`` asks the readers themselves rather than a remembered view."""
+        ...
 
     def connect(self, slot: SlotState) -> CardConnection: ...
 
     def release(self, slot: SlotState, connection: CardConnection) -> None: ...
+
+    def close(self) -> None: ...
 
 
 # -- emulator: one fixed slot ------------------------------------------------------------------
@@ -86,9 +95,12 @@ class EmulatorSource:
         self.generation = 1
         self._lock = threading.Lock()
 
-    def slots(self) -> list[SlotState]:
+    def slots(self, fresh: bool = False) -> list[SlotState]:
         with self._lock:
             return [SlotState(0, self.SLOT_NAME, self.present, self.generation)]
+
+    def close(self) -> None:
+        """Nothing runs in the background."""
 
     def connect(self, slot: SlotState) -> CardConnection:
         with self._lock:
@@ -131,20 +143,15 @@ class PcscSource:
         self._ids: dict[str, int] = {}
         self._context: pcsc.PcscContext | None = None
         self._lock = threading.Lock()
+        self._watcher = pcsc.ReaderWatcher()
 
-    def slots(self) -> list[SlotState]:
+    def slots(self, fresh: bool = False) -> list[SlotState]:
         from smartcard import scard
 
+        states = None if fresh else self._watcher.states()
         with self._lock:
-            try:
-                if self._context is None:
-                    self._context = self._pcsc.PcscContext()
-                states = self._context.reader_states()
-            except CardConnectionError:
-                if self._context is not None:
-                    self._context.close()
-                self._context = None  # pcscd restarted: a new context next time
-                raise
+            if states is None:
+                states = self._ask_pcscd()
             found = []
             for name, (bits, _atr) in states.items():
                 if self.prefix and not name.startswith(self.prefix):
@@ -154,11 +161,29 @@ class PcscSource:
                 found.append(SlotState(slot_id, name, present, (bits >> 16) & 0xFFFF))
             return sorted(found, key=lambda s: s.slot_id)
 
+    def _ask_pcscd(self) -> dict[str, tuple[int, bytes]]:
+        try:
+            if self._context is None:
+                self._context = self._pcsc.PcscContext()
+            return self._context.reader_states()
+        except CardConnectionError:
+            if self._context is not None:
+                self._context.close()
+            self._context = None  # pcscd restarted: a new context next time
+            raise
+
     def connect(self, slot: SlotState) -> CardConnection:
         return self._pcsc.PcscConnection(slot.description)
 
     def release(self, slot: SlotState, connection: CardConnection) -> None:
         connection.close()
+
+    def close(self) -> None:
+        self._watcher.close()
+        with self._lock:
+            if self._context is not None:
+                self._context.close()
+                self._context = None
 
 
 def open_source(uri: str) -> CardSource:

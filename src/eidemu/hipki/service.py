@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .cards import (
+    CardConnection,
     CardConnectionError,
     CardSource,
     InvalidPinError,
@@ -116,6 +117,33 @@ class SlotSession:
 
 
 @dataclass
+class _Counted:
+    """A card connection as one request uses it, counting the commands the card answered."""
+
+    connection: CardConnection
+    answered: int = 0
+    description: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.description = self.connection.description
+
+    @property
+    def atr(self) -> bytes:
+        return self.connection.atr
+
+    def transmit(self, command: bytes) -> bytes:
+        response = self.connection.transmit(command)
+        self.answered += 1
+        return response
+
+    def reset(self, cold: bool = False) -> bytes:
+        return self.connection.reset(cold)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
 class Fault:
     """A chosen error for the next request (test control)."""
 
@@ -146,8 +174,9 @@ class HipkiService:
         self.faults: list[Fault] = []
 
     def close(self) -> None:
-        """Stop the worker threads (requests still waiting for a card are dropped)."""
+        """Stop the worker threads (requests still waiting for a card are dropped) and the source."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.source.close()
 
     # -- test control ------------------------------------------------------------------------
 
@@ -164,9 +193,9 @@ class HipkiService:
     async def in_worker(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
-    def list_slots(self) -> list[SlotState]:
+    def list_slots(self, fresh: bool = False) -> list[SlotState]:
         try:
-            return self.source.slots()
+            return self.source.slots(fresh)
         except CardConnectionError as exc:
             raise HipkiError(RetCode.NO_READER, f"cannot list readers: {exc}") from None
 
@@ -182,47 +211,65 @@ class HipkiService:
                 pass
         session.connection, session.token, session.known = None, None, False
 
-    def _token(self, slot: SlotState, session: SlotSession) -> tuple[MoicaCard, Token | None]:
-        """(client, token) for the card in ``slot``, connecting and reading once per card."""
+    def _client(self, slot: SlotState, session: SlotSession) -> tuple[MoicaCard, _Counted]:
+        """A client on the card in ``slot`` through a counting view of the session's connection
+        (connecting, and reading the token, once per card)."""
         if session.generation != slot.generation:
             self._drop(slot, session)
             session.generation = slot.generation
         if session.connection is None:
             session.connection = self.source.connect(slot)
-        client = MoicaCard(session.connection)
+        counted = _Counted(session.connection)
+        client = MoicaCard(counted)
         if not session.known:
             session.token, session.known = read_token(client), True
-        return client, session.token
+        return client, counted
 
     def with_card(self, slot: SlotState, work: Callable[[MoicaCard, Token | None], T]) -> T:
         """Run ``work(client, token)`` alone on this slot (worker thread), after waiting for
-        the slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``."""
+        the slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``.
+
+        ``slot`` may come from the source's remembered view, a moment behind the readers: if
+        the card answered no command of this request, the request never reached the card it
+        was meant for (removed or replaced before the request began), so the readers are
+        asked afresh and the work runs once more on the card there now. Once the card has
+        answered, a failure means it left during the request."""
         session = self._session(slot)
         if not session.lock.acquire(timeout=self.queue_timeout):
             raise HipkiError(RetCode.EXECUTION_ERROR, f"the card in {slot.description!r} stayed busy")
         try:
-            client, token = self._token(slot, session)
-            return work(client, token)
-        except CardConnectionError:
-            self._drop(slot, session)
-            raise HipkiError(RetCode.NO_CARD, f"the card in {slot.description!r} was removed") from None
+            for attempt in (1, 2):
+                counted: _Counted | None = None
+                try:
+                    client, counted = self._client(slot, session)
+                    return work(client, session.token)
+                except CardConnectionError:
+                    self._drop(slot, session)
+                    if attempt == 2 or (counted is not None and counted.answered):
+                        break
+                    now = [s for s in self.list_slots(fresh=True) if s.description == slot.description and s.present]
+                    if not now:
+                        break
+                    slot = now[0]
+            raise HipkiError(RetCode.NO_CARD, f"the card in {slot.description!r} was removed")
         finally:
             session.lock.release()
 
-    def pick_slot(self, package: dict[str, Any]) -> SlotState:
-        """The slot named by ``slotDescription``/``readername``, else the first with a card."""
-        slots = self.list_slots()
-        if not slots:
-            raise HipkiError(RetCode.NO_READER, "no card reader")
+    def pick_slot(self, package: dict[str, Any], fresh: bool = False) -> SlotState:
+        """The slot named by ``slotDescription``/``readername``, else the first with a card;
+        when the remembered view offers none, the readers are asked afresh before saying so."""
+        slots = self.list_slots(fresh)
         wanted = field_value(package, "slotDescription") or field_value(package, "readername")
-        if wanted is not None:
-            named = [s for s in slots if s.description == wanted]
-            if not named:
-                raise HipkiError(RetCode.NO_READER, f"no reader named {wanted!r}")
-            slots = named
-        for slot in slots:
+        named = slots if wanted is None else [s for s in slots if s.description == wanted]
+        for slot in named:
             if slot.present:
                 return slot
+        if not fresh:
+            return self.pick_slot(package, fresh=True)
+        if not slots:
+            raise HipkiError(RetCode.NO_READER, "no card reader")
+        if not named:
+            raise HipkiError(RetCode.NO_READER, f"no reader named {wanted!r}")
         raise HipkiError(RetCode.NO_CARD, "no card in the reader")
 
     def on_card(self, package: dict[str, Any], work: Callable[[MoicaCard, Token | None], T]) -> T:
@@ -235,7 +282,7 @@ class HipkiService:
 
     def _pkcs11info(self, with_cert: bool) -> dict[str, Any]:
         described = []
-        for slot in self.list_slots():
+        for slot in self.list_slots(fresh=True):
             token: object = None
             if slot.present:
                 try:
