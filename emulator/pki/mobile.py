@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,11 @@ def register_mobile(pki: TestPki) -> None:
         pki.issued[(MOBILE_ISSUER, cert.serial_number)] = IssuedCertificate(cert, MOBILE_ISSUER)
 
 
+def has_mobile_certificate(ca_name: str) -> bool:
+    """Identities of a MOICA CA (not the look-alike) get a mobile certificate."""
+    return ca_name.startswith("moica-")
+
+
 def generate_mobile(pki_root: Path | str, progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Write ``<pki_root>/mobile``: an RSA-4096 certificate for every identity whose CA is a
     MOICA CA (not the look-alike), issued by TEST MOICA G3 as of the PKI's generation date."""
@@ -82,10 +88,12 @@ def generate_mobile(pki_root: Path | str, progress: Callable[[str], None] | None
                       issuer_ca.key, issuer_ca.cert)  # fmt: skip
     reference = dt.datetime.fromisoformat(str(pki.manifest["generated"]).replace("Z", "+00:00"))
     root = pki.root / MOBILE_DIR
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists():
+        shutil.rmtree(root)  # replaced whole, like the other parts
+    root.mkdir(parents=True)
     holders = []
     for slug, record in sorted(pki.identities.items()):
-        if not record.ca.startswith("moica-"):
+        if not has_mobile_certificate(record.ca):
             continue
         if progress:
             progress(f"mobile certificate for {slug} (RSA-{MOBILE_KEY_SIZE})")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from eidemu.cli import main
 
@@ -55,7 +56,10 @@ def test_generate_writes_the_layout_with_plain_progress(tmp_path: Path, capsys: 
     out = tmp_path / "pki"
     assert main(["pki", "generate", "--out", str(out), "--base-url", "http://127.0.0.1:9999", "--seed", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("[ 0/34] CA root-g2")  # 23 MOICA steps + 11 for the eID part
+    # 23 MOICA steps, 11 for the eID part, 17 CV certificates, 7 mobile certificates
+    assert lines[0].startswith("[ 0/58] CA root-g2")
+    assert lines[-2] == "[58/58] done"
+    assert [int(line[1:3]) for line in lines[:-1]] == list(range(59))
     assert any("eID chip g2-valid-1-aa-ecdsa" in line for line in lines)
     assert (out / "eid" / "chips" / "g2-valid-1" / "EF.SOD.bin").is_file()
     assert any("moica-g3: RSA-4096" in line for line in lines)
@@ -63,5 +67,10 @@ def test_generate_writes_the_layout_with_plain_progress(tmp_path: Path, capsys: 
     assert manifest["base_url"] == "http://127.0.0.1:9999/"
     assert manifest["seed"] == 5
     assert (out / "identities" / "g2-valid-1" / "sign.key.pem").is_file()
-    # A second run over its own output is allowed and replaces it.
+    assert len(json.loads((out / "eac" / "manifest.json").read_text("utf-8"))["certificates"]) == 17
+    # A second run over its own output is allowed and replaces it, every part: the mobile
+    # certificates are issued by the new TEST MOICA G3, not by the key of the first run.
     assert main(["pki", "generate", "--out", str(out), "--seed", "5"]) == 0
+    g3 = x509.load_pem_x509_certificate((out / "ca" / "moica-g3.cert.pem").read_bytes())
+    mobile = x509.load_pem_x509_certificate((out / "mobile" / "g3-valid-1.cert.pem").read_bytes())
+    mobile.verify_directly_issued_by(g3)

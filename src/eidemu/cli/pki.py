@@ -96,7 +96,13 @@ def progress_display() -> Iterator[Callable[[int, int, str], None]]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from eidemu.emulator.pki.generate import generate_pki
+    """The whole TEST PKI: MOICA-shaped CAs and identities with the eID data (``generate_pki``),
+    then the EAC PKI (``eac/``) and the mobile certificates (``mobile/``, issued by the new
+    TEST MOICA G3), so no part is left signed by keys of an earlier run."""
+    from eidemu.emulator.pki.eac import SPECS as EAC_SPECS
+    from eidemu.emulator.pki.eac import generate_eac
+    from eidemu.emulator.pki.generate import IDENTITY_SPECS, generate_pki
+    from eidemu.emulator.pki.mobile import generate_mobile, has_mobile_certificate
 
     started = time.monotonic()
     if args.eac_only:
@@ -104,10 +110,26 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.eid_only:
         return _run_generate_eid(args, started)
     with progress_display() as report:
-        manifest = generate_pki(args.out, base_url=args.base_url, seed=args.seed, progress=report)
+        after = len(EAC_SPECS) + sum(has_mobile_certificate(spec.ca) for spec in IDENTITY_SPECS)
+        position = {"done": 0, "total": after}
+
+        def numbered(done: int, total: int, description: str) -> None:  # generate_pki's steps
+            position.update(done=done, total=total + after)
+            if done < total:  # its last report says it is complete; the whole is not yet
+                report(done, total + after, description)
+
+        def following(description: str) -> None:  # then one step per CV certificate, mobile certificate
+            report(position["done"], position["total"], description)
+            position["done"] += 1
+
+        manifest = generate_pki(args.out, base_url=args.base_url, seed=args.seed, progress=numbered)
+        eac = generate_eac(args.out, progress=following)
+        generate_mobile(args.out, progress=following)
+        report(position["total"], position["total"], "done")
     print(
         f"test PKI written to {args.out}: {len(manifest['cas'])} CAs, {len(manifest['identities'])} identities, "
-        f"{time.monotonic() - started:.1f} s; serve it at {manifest['base_url']}"
+        f"{len(eac['certificates'])} CV certificates, {time.monotonic() - started:.1f} s; "
+        f"serve it at {manifest['base_url']}"
     )
     return EXIT_OK
 
