@@ -98,6 +98,28 @@ class FaultControl(Protocol):
     def clear(self) -> None: ...
 
 
+class ConnectionWrapper:
+    """A :class:`CardConnection` that forwards everything to ``inner``; a subclass watches or
+    changes what it needs (usually ``transmit``) and inherits the rest."""
+
+    def __init__(self, inner: CardConnection) -> None:
+        self.inner = inner
+        self.description = inner.description
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, command: bytes) -> bytes:
+        return self.inner.transmit(command)
+
+    def reset(self, cold: bool = False) -> bytes:
+        return self.inner.reset(cold)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class InProcessConnection:
     """A card object in this process (an emulated card): no reader, no sockets."""
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import CardConnection
+from .connection import CardConnection, ConnectionWrapper
 from .script import ExpansionError, Location, Script, ScriptError, TestCase
 
 PYTHON_CATALOGUE = (
@@ -59,7 +59,7 @@ Exchange = Callable[[bytes, bytes, float, float, Location], None]
 """Called after each exchange: command, response, wall-clock start, elapsed seconds, caller location."""
 
 
-class RecordingConnection:
+class RecordingConnection(ConnectionWrapper):
     """A :class:`~eidemu.conformance.connection.CardConnection` that reports every exchange.
 
     The location of an exchange is the line of the test module that caused it, found by
@@ -67,14 +67,9 @@ class RecordingConnection:
     """
 
     def __init__(self, inner: CardConnection, on_exchange: Exchange, source: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.on_exchange = on_exchange
         self.source = source
-        self.description = inner.description
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
 
     def transmit(self, command: bytes) -> bytes:
         wall = time.time()
@@ -82,12 +77,6 @@ class RecordingConnection:
         response = self.inner.transmit(command)
         self.on_exchange(command, response, wall, time.perf_counter() - started, self._caller())
         return response
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.inner.reset(cold)
-
-    def close(self) -> None:
-        self.inner.close()
 
     def _caller(self) -> Location:
         frame = sys._getframe(2)

@@ -36,6 +36,7 @@ from typing import Any
 
 from eidemu.conformance.connection import (
     CardConnectionError,
+    ConnectionWrapper,
     InProcessConnection,
     parse_address,
     split_target,
@@ -167,8 +168,9 @@ def insert_card(
     return reader
 
 
-class ServedConnection:
-    """The card connection of a ``served:`` URI: PC/SC to a card this process serves into vpcd."""
+class ServedConnection(ConnectionWrapper):
+    """The card connection of a ``served:`` URI: PC/SC to a card this process serves into vpcd
+    (``inner``, the PC/SC connection, carries every command)."""
 
     def __init__(
         self, profile: str, host: str, port: int, slot: int = 0, reader: str | None = None, timeout: float = 5.0
@@ -183,33 +185,21 @@ class ServedConnection:
             self.reader = insert_card(
                 self._slots, slot, self._card, reader=reader, name=f"served-{self.profile.name}", timeout=timeout
             )
-            self.pcsc = PcscConnection(self.reader)
+            super().__init__(PcscConnection(self.reader))
         except BaseException:
             self._slots.close()
             raise
         self.description = f"served:{self.profile.name} in pcsc:{self.reader}"
 
-    # -- CardConnection ---------------------------------------------------------------------------
-
-    @property
-    def atr(self) -> bytes:
-        return self.pcsc.atr
-
-    def transmit(self, command: bytes) -> bytes:
-        return self.pcsc.transmit(command)
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.pcsc.reset(cold)
-
     def rebuild(self) -> bytes:
         """Swap in a card freshly built from the profile and reset it through PC/SC; the ATR."""
         self._card.replace(self.profile.build())
-        return self.pcsc.reset()
+        return self.inner.reset()
 
     def close(self) -> None:
         from eidemu.conformance.pcsc import wait_for_card
 
-        self.pcsc.close()
+        self.inner.close()
         self._slots.close()
         try:
             wait_for_card(self.reader, present=False, timeout=2.0)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from eidemu.cli import main
-from eidemu.conformance.connection import open_card
+from eidemu.conformance.connection import ConnectionWrapper, open_card
 from eidemu.conformance.probe import ALLOWED_INS, Prober, ProbeRefused, ProbeResult, probe
 from eidemu.conformance.runner import (
     CardDeclaration,
@@ -24,27 +24,17 @@ from eidemu.conformance.runner import (
 HARMLESS = {0xA4, 0xC0, 0x84, 0xCA, 0x70}
 
 
-class Recording:
+class Recording(ConnectionWrapper):
     """A connection that records every command and fails the test on any INS off the list."""
 
     def __init__(self, inner):
-        self.inner = inner
+        super().__init__(inner)
         self.sent: list[bytes] = []
-
-    @property
-    def atr(self):
-        return self.inner.atr
 
     def transmit(self, command: bytes) -> bytes:
         assert command[1] in HARMLESS, f"probe sent INS {command[1]:02X}"
         self.sent.append(command)
         return self.inner.transmit(command)
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.inner.reset(cold)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.mark.parametrize("profile", ["iso-demo", "moica-g2-valid-1"])

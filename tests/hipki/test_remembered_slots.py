@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import pytest
 from asn1crypto import cms
 
-from eidemu.conformance.connection import CardConnectionError, InProcessConnection
+from eidemu.conformance.connection import CardConnectionError, ConnectionWrapper, InProcessConnection
 from eidemu.emulator.profile import load_profile
 from eidemu.hipki.cards import SlotState
 from eidemu.hipki.errors import HipkiError, RetCode
@@ -67,16 +68,12 @@ class SwappableSource:
         pass
 
 
-class ConnectionToOneCard:
+class ConnectionToOneCard(ConnectionWrapper):
     """Answers while the card it was made to stays inserted."""
 
     def __init__(self, source: SwappableSource, inner: InProcessConnection, generation: int) -> None:
-        self.source, self.inner, self.generation = source, inner, generation
-        self.description = inner.description
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
+        super().__init__(inner)
+        self.source, self.generation = source, generation
 
     def transmit(self, command: bytes) -> bytes:
         if self.source.generation != self.generation:
@@ -86,12 +83,6 @@ class ConnectionToOneCard:
         if self.source.remove_after is not None and self.source.commands >= self.source.remove_after:
             self.source.insert(None)
         return response
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.inner.reset(cold)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def sign(service: HipkiService, pin: str) -> dict:
@@ -108,66 +99,58 @@ def signer_number(answer: dict) -> str:
     return str(answer["cardSN"])
 
 
-def test_a_card_swapped_before_the_request_signs_although_the_view_is_behind(tmp_path):
+@pytest.fixture
+def double(tmp_path):
+    """(source, service): the first card inserted and seen by the remembered view."""
     source = SwappableSource(tmp_path)
     service = HipkiService(source)
-    try:
-        assert signer_number(sign(service, CARDS["TP46375051237517"][1])) == "TP46375051237517"
-        source.insert("TP48455382628212")  # the remembered view still shows the first card
-        answer = sign(service, CARDS["TP48455382628212"][1])
-        assert answer["ret_code"] == 0, answer
-        assert signer_number(answer) == "TP48455382628212"
-        assert source.fresh_asks == 1
-    finally:
-        service.close()
+    yield source, service
+    service.close()
 
 
-def test_a_card_removed_before_the_request_is_no_card(tmp_path):
-    source = SwappableSource(tmp_path)
-    service = HipkiService(source)
-    try:
-        assert sign(service, CARDS["TP46375051237517"][1])["ret_code"] == 0
-        source.insert(None)  # the remembered view still shows it
-        assert sign(service, CARDS["TP46375051237517"][1])["ret_code"] == RetCode.NO_CARD
-        assert source.fresh_asks == 1
-    finally:
-        service.close()
+FIRST, SECOND = CARDS
 
 
-def test_a_card_leaving_during_the_request_is_no_card_and_not_retried(tmp_path):
-    source = SwappableSource(tmp_path)
-    service = HipkiService(source)
-    try:
-        assert sign(service, CARDS["TP46375051237517"][1])["ret_code"] == 0
-        source.remove_after = source.commands + 1  # gone after the VERIFY answers
-        source.remember()
-        assert sign(service, CARDS["TP46375051237517"][1])["ret_code"] == RetCode.NO_CARD
-        assert source.fresh_asks == 0
-    finally:
-        service.close()
+def test_a_card_swapped_before_the_request_signs_although_the_view_is_behind(double):
+    source, service = double
+    assert signer_number(sign(service, CARDS[FIRST][1])) == FIRST
+    source.insert(SECOND)  # the remembered view still shows the first card
+    answer = sign(service, CARDS[SECOND][1])
+    assert answer["ret_code"] == 0, answer
+    assert signer_number(answer) == SECOND
+    assert source.fresh_asks == 1
 
 
-def test_a_card_the_view_has_not_seen_yet_is_found_by_asking_afresh(tmp_path):
-    source = SwappableSource(tmp_path)
+def test_a_card_removed_before_the_request_is_no_card(double):
+    source, service = double
+    assert sign(service, CARDS[FIRST][1])["ret_code"] == 0
+    source.insert(None)  # the remembered view still shows it
+    assert sign(service, CARDS[FIRST][1])["ret_code"] == RetCode.NO_CARD
+    assert source.fresh_asks == 1
+
+
+def test_a_card_leaving_during_the_request_is_no_card_and_not_retried(double):
+    source, service = double
+    assert sign(service, CARDS[FIRST][1])["ret_code"] == 0
+    source.remove_after = source.commands + 1  # gone after the VERIFY answers
+    source.remember()
+    assert sign(service, CARDS[FIRST][1])["ret_code"] == RetCode.NO_CARD
+    assert source.fresh_asks == 0
+
+
+def test_a_card_the_view_has_not_seen_yet_is_found_by_asking_afresh(double):
+    source, service = double
     source.insert(None)
     source.remember()
-    source.insert("TP48455382628212")  # inserted; the view still shows an empty reader
-    service = HipkiService(source)
-    try:
-        answer = sign(service, CARDS["TP48455382628212"][1])
-        assert answer["ret_code"] == 0, answer
-        assert signer_number(answer) == "TP48455382628212"
-        assert source.fresh_asks == 1
-    finally:
-        service.close()
+    source.insert(SECOND)  # inserted; the view still shows an empty reader
+    answer = sign(service, CARDS[SECOND][1])
+    assert answer["ret_code"] == 0, answer
+    assert signer_number(answer) == SECOND
+    assert source.fresh_asks == 1
 
 
-def test_requests_on_an_unchanged_card_never_ask_the_readers_afresh(tmp_path):
-    source = SwappableSource(tmp_path)
-    service = HipkiService(source)
-    try:
-        for _ in range(3):
-            assert sign(service, CARDS["TP46375051237517"][1])["ret_code"] == 0
-        assert source.fresh_asks == 0
-    finally:
-        service.close()
+def test_requests_on_an_unchanged_card_never_ask_the_readers_afresh(double):
+    source, service = double
+    for _ in range(3):
+        assert sign(service, CARDS[FIRST][1])["ret_code"] == 0
+    assert source.fresh_asks == 0

@@ -19,6 +19,8 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
+from eidemu.conformance.connection import ConnectionWrapper
+
 from . import EXIT_CARD_ERROR, EXIT_OK
 from .show import format_exchange
 
@@ -45,19 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-class ShownConnection:
+class ShownConnection(ConnectionWrapper):
     """A connection that prints every exchange as it happens (PIN data masked)."""
 
     def __init__(self, inner: CardConnection, quiet: bool, max_bytes: int | None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.quiet = quiet
         self.max_bytes = max_bytes
-        self.description = inner.description
         self.count = 0
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
 
     def transmit(self, command: bytes) -> bytes:
         response = self.inner.transmit(command)
@@ -65,12 +62,6 @@ class ShownConnection:
         if not self.quiet:
             print("    " + format_exchange(command, response, max_bytes=self.max_bytes).replace("\n", "\n    "))
         return response
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.inner.reset(cold)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def step(number: int, text: str) -> None:

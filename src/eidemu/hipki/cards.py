@@ -27,7 +27,13 @@ from typing import Protocol
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
 
-from eidemu.conformance.connection import CardConnection, CardConnectionError, InProcessConnection, split_target
+from eidemu.conformance.connection import (
+    CardConnection,
+    CardConnectionError,
+    ConnectionWrapper,
+    InProcessConnection,
+    split_target,
+)
 from eidemu.conformance.moica import InvalidPinError, MoicaCard, MoicaError, PinBlockedError, strip_type2_padding
 from eidemu.emulator.formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, decode_moica_sda
 
@@ -35,6 +41,7 @@ __all__ = [
     "CardConnection",
     "CardConnectionError",
     "CardSource",
+    "ConnectionWrapper",
     "EmulatorSource",
     "InvalidPinError",
     "MoicaCard",

@@ -29,6 +29,7 @@ from .cards import (
     CardConnection,
     CardConnectionError,
     CardSource,
+    ConnectionWrapper,
     InvalidPinError,
     MoicaCard,
     MoicaError,
@@ -116,31 +117,17 @@ class SlotSession:
     known: bool = False  # token read for this generation (token None: unknown token)
 
 
-@dataclass
-class _Counted:
+class _Counted(ConnectionWrapper):
     """A card connection as one request uses it, counting the commands the card answered."""
 
-    connection: CardConnection
-    answered: int = 0
-    description: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.description = self.connection.description
-
-    @property
-    def atr(self) -> bytes:
-        return self.connection.atr
+    def __init__(self, inner: CardConnection) -> None:
+        super().__init__(inner)
+        self.answered = 0
 
     def transmit(self, command: bytes) -> bytes:
-        response = self.connection.transmit(command)
+        response = self.inner.transmit(command)
         self.answered += 1
         return response
-
-    def reset(self, cold: bool = False) -> bytes:
-        return self.connection.reset(cold)
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 @dataclass
