@@ -21,7 +21,7 @@ from eidemu.emulator.icao import asn1 as icao_asn1
 from eidemu.emulator.icao import ca as ca_codec
 from eidemu.emulator.icao import lds, ta
 from eidemu.emulator.icao.ca import CaTerminal
-from eidemu.emulator.icao.cvc import CvCertificate, CvcTag
+from eidemu.emulator.icao.cvc import CvCertificate, CvcTag, sign
 from eidemu.emulator.icao.dh import GROUPS as DH_GROUPS
 from eidemu.emulator.icao.dh import DHGroup
 from eidemu.emulator.icao.ec import Curve, RandomSource
@@ -56,6 +56,34 @@ def mse_set_dst(reference: str) -> CommandAPDU:
     return CommandAPDU(0x00, 0x22, 0x81, 0xB6, ta.MseSetDst(reference).encode())
 
 
+def send_chain(channel: ChipChannel, chain: tuple[CvCertificate, ...]) -> None:
+    """MSE:Set DST + PSO:Verify Certificate for each certificate (link, DV, terminal)."""
+    for cert in chain:
+        channel.send(mse_set_dst(cert.car), f"MSE:Set DST {cert.car}")
+        channel.send(pso_verify_certificate(cert), f"PSO:Verify Certificate {cert.chr}")
+
+
+def request_ta_challenge(
+    channel: ChipChannel, chain: tuple[CvCertificate, ...], ca: CaTerminal, id_picc: bytes, auxiliary_data: bytes = b""
+) -> bytes:
+    """The first half of Terminal Authentication v2: the chain, MSE:Set AT ``81 A4`` (the
+    terminal's CHR, Comp() of ``ca``'s ephemeral key) and GET CHALLENGE. Returns the message
+    the terminal signs, ID_PICC || r_PICC || Comp(PK_PCD) || aux (:func:`ta.ta_message`), for
+    a terminal whose key is elsewhere (a relying party's server)."""
+    send_chain(channel, chain)
+    terminal = chain[-1]
+    compressed = ca.compressed_ephemeral_public_key()
+    mse = ta.MseSetAtTa(terminal.public_key.oid, terminal.chr, compressed, auxiliary_data)
+    channel.send(CommandAPDU(0x00, 0x22, 0x81, 0xA4, mse.encode()), "MSE:Set AT (TA)")
+    challenge = channel.send(CommandAPDU(0x00, 0x84, 0x00, 0x00, b"", ta.CHALLENGE_LENGTH), "GET CHALLENGE")
+    return ta.ta_message(id_picc, challenge.data, compressed, auxiliary_data)
+
+
+def external_authenticate(channel: ChipChannel, signature: bytes) -> None:
+    """The second half: EXTERNAL AUTHENTICATE ``00 82 00 00 {signature}`` (TR-03110-3 §B.11.6)."""
+    channel.send(CommandAPDU(0x00, 0x82, 0x00, 0x00, signature), "EXTERNAL AUTHENTICATE (TA)")
+
+
 @dataclass
 class EacTerminal:
     """One terminal of the TEST EAC PKI talking to one chip after PACE."""
@@ -68,21 +96,13 @@ class EacTerminal:
 
     def send_chain(self, chain: tuple[CvCertificate, ...] | None = None) -> None:
         """MSE:Set DST + PSO:Verify Certificate for each certificate (link, DV, terminal)."""
-        for cert in chain if chain is not None else self.terminal.chain:
-            self.channel.send(mse_set_dst(cert.car), f"MSE:Set DST {cert.car}")
-            self.channel.send(pso_verify_certificate(cert), f"PSO:Verify Certificate {cert.chr}")
+        send_chain(self.channel, chain if chain is not None else self.terminal.chain)
 
     def terminal_authentication(self, pace: PaceResult, auxiliary_data: bytes = b"") -> None:
-        """The chain, then MSE:Set AT ``81 A4``, GET CHALLENGE and EXTERNAL AUTHENTICATE."""
-        self.send_chain()
-        compressed = self.ca.compressed_ephemeral_public_key()
-        mse = ta.MseSetAtTa(self.terminal.algorithm, self.terminal.certificate.chr, compressed, auxiliary_data)
-        self.channel.send(CommandAPDU(0x00, 0x22, 0x81, 0xA4, mse.encode()), "MSE:Set AT (TA)")
-        challenge = self.channel.send(CommandAPDU(0x00, 0x84, 0x00, 0x00, b"", ta.CHALLENGE_LENGTH), "GET CHALLENGE")
-        signature = ta.terminal_sign(
-            self.terminal.key, self.terminal.algorithm, pace.id_ic, challenge.data, compressed, auxiliary_data
-        )
-        self.channel.send(CommandAPDU(0x00, 0x82, 0x00, 0x00, signature), "EXTERNAL AUTHENTICATE (TA)")
+        """The chain, then MSE:Set AT ``81 A4``, GET CHALLENGE and EXTERNAL AUTHENTICATE, the
+        message signed here with the terminal's key."""
+        message = request_ta_challenge(self.channel, self.terminal.chain, self.ca, pace.id_ic, auxiliary_data)
+        external_authenticate(self.channel, sign(self.terminal.key, self.terminal.algorithm, message))
 
     def chip_authentication(self) -> None:
         """CA v2: MSE:Set AT ``41 A4``, GENERAL AUTHENTICATE ``7C {80 PK_PCD}`` -> ``7C {81 r, 82 T}``;
@@ -215,6 +235,9 @@ __all__ = [
     "HOUSEHOLD_ZONE",
     "PRIVATE_ZONE",
     "EacTerminal",
+    "external_authenticate",
+    "request_ta_challenge",
+    "send_chain",
     "mse_set_dst",
     "pso_verify_certificate",
 ]
