@@ -236,8 +236,8 @@ __all__ = [
     "PRIVATE_ZONE",
     "EacTerminal",
     "external_authenticate",
-    "request_ta_challenge",
-    "send_chain",
     "mse_set_dst",
     "pso_verify_certificate",
+    "request_ta_challenge",
+    "send_chain",
 ]
