@@ -94,6 +94,11 @@ class ChipChannel:
 
     # --- files -------------------------------------------------------------------------
 
+    def select_master_file(self) -> None:
+        """SELECT the MF by its file identifier 3F00, no response data (ISO/IEC 7816-4:2020
+        §11.1.1): where EF.CardAccess lives (ICAO Doc 9303-10 §3.11)."""
+        self.send(CommandAPDU(0x00, 0xA4, 0x00, 0x0C, b"\x3f\x00"), "SELECT MF")
+
     def select_application(self, aid: bytes) -> None:
         """SELECT by DF name, no response data (P2 0C; ISO/IEC 7816-4:2020 §11.1)."""
         self.send(CommandAPDU(0x00, 0xA4, 0x04, 0x0C, aid), f"SELECT {aid.hex().upper()}")

@@ -84,6 +84,19 @@ def external_authenticate(channel: ChipChannel, signature: bytes) -> None:
     channel.send(CommandAPDU(0x00, 0x82, 0x00, 0x00, signature), "EXTERNAL AUTHENTICATE (TA)")
 
 
+def chip_authentication(channel: ChipChannel, ca: CaTerminal) -> None:
+    """CA v2 after TA: MSE:Set AT ``41 A4``, GENERAL AUTHENTICATE ``7C {80 PK_PCD}`` ->
+    ``7C {81 r, 82 T}``; the token checked, secure messaging restarts with the new keys."""
+    channel.send(CommandAPDU(0x00, 0x22, 0x41, 0xA4, ca.mse_set_at_data()), "MSE:Set AT (CA)")
+    response = channel.send(
+        CommandAPDU(0x00, 0x86, 0x00, 0x00, ca.general_authenticate_data().encode(), 256),
+        "GENERAL AUTHENTICATE (CA)",
+    )
+    answer = DynamicAuthenticationData.parse(response.data)
+    keys = ca_codec.ca2_terminal(ca, answer.require(0x81, "nonce"), answer.require(0x82, "token"))
+    channel.start_secure_messaging(keys.terminal_session())
+
+
 @dataclass
 class EacTerminal:
     """One terminal of the TEST EAC PKI talking to one chip after PACE."""
@@ -105,16 +118,8 @@ class EacTerminal:
         external_authenticate(self.channel, sign(self.terminal.key, self.terminal.algorithm, message))
 
     def chip_authentication(self) -> None:
-        """CA v2: MSE:Set AT ``41 A4``, GENERAL AUTHENTICATE ``7C {80 PK_PCD}`` -> ``7C {81 r, 82 T}``;
-        the token checked, secure messaging restarts with the new keys."""
-        self.channel.send(CommandAPDU(0x00, 0x22, 0x41, 0xA4, self.ca.mse_set_at_data()), "MSE:Set AT (CA)")
-        response = self.channel.send(
-            CommandAPDU(0x00, 0x86, 0x00, 0x00, self.ca.general_authenticate_data().encode(), 256),
-            "GENERAL AUTHENTICATE (CA)",
-        )
-        answer = DynamicAuthenticationData.parse(response.data)
-        keys = ca_codec.ca2_terminal(self.ca, answer.require(0x81, "nonce"), answer.require(0x82, "token"))
-        self.channel.start_secure_messaging(keys.terminal_session())
+        """CA v2 with the ephemeral key TA announced (:func:`chip_authentication`)."""
+        chip_authentication(self.channel, self.ca)
 
     def verify_pin(self, pin: str, reference: int = HOLDER_PIN_REF) -> None:
         """VERIFY under secure messaging (ISO/IEC 7816-4:2020 §11.5.6)."""
@@ -235,6 +240,7 @@ __all__ = [
     "HOUSEHOLD_ZONE",
     "PRIVATE_ZONE",
     "EacTerminal",
+    "chip_authentication",
     "external_authenticate",
     "mse_set_dst",
     "pso_verify_certificate",

@@ -358,13 +358,6 @@ def test_unknown_function(hipki, path):
     assert error_fields(hipki.call("/sign", SIGN | {"func": "DeleteEverything"})) == (0x7600000E, 0)
 
 
-@pytest.mark.parametrize("call", ["ListEID", "GetEIDPublicData", "GetEIDPrivateDataStep1", "ChangePinEID"])
-def test_eidpm_calls_answer_unsupported(hipki, call):
-    answer = hipki.post(f"/eIDPM/{call}", data={"can": "123456"}).json()
-    assert answer["func"] == call and answer["result"] == "API_NOT_SUPPORTED"
-    assert error_fields(answer) == (0x7600000E, 0)
-
-
 def test_no_card_then_card_back_live(hipki):
     hipki.control({"card": "remove"})
     slot = hipki.get("/pkcs11info").json()["slots"][0]

@@ -7,7 +7,8 @@ Routes, as the vendor's public client scripts use them (``docs/hipki.md``):
 * ``/p11Image.bmp``: the ``/pkcs11info`` JSON in a BMP, with ``Access-Control-Allow-Origin``;
 * ``/popupForm`` and ``/ChtPopupForm``: the popup page of the ``getTbs`` exchange;
 * ``/addDomain?domain=HOST``: trust a site (the user, the scripted user or ``--auto-approve``);
-* ``/selfTest.htm``: a self-test page; ``/eIDPM/...``: the eID calls, unsupported for now;
+* ``/selfTest.htm``: a self-test page; ``/eIDPM/<call>``: the eID middleware calls over an eID
+  chip (:mod:`eidemu.hipki.eidpm`), answered with ``result`` instead of ``ret_code``;
 * ``/eidemu/control`` (only with ``test_control``): test extras (fail the next request, script
   the user, remove/insert the emulated card, trust a site).
 
@@ -36,6 +37,7 @@ from eidemu.emulator.pki.http_service import HttpLimits, application
 
 from .bmp import text_bmp
 from .cards import EmulatorSource
+from .eidpm import EidCallError, EidCalls, Result
 from .errors import HipkiError, RetCode
 from .service import SERVER_VERSION, Fault, HipkiService, error_answer, parse_package
 from .trust import TrustedSites, origin_host, valid_host
@@ -60,6 +62,7 @@ POPUP_FUNCS = {
 }
 
 SERVICE_KEY = web.AppKey("service", HipkiService)
+EID_KEY = web.AppKey("eid", EidCalls)
 STATE_KEY: web.AppKey[AppState] = web.AppKey("state")
 
 
@@ -219,9 +222,26 @@ async def p11image(request: web.Request) -> web.Response:
 async def unsupported(request: web.Request) -> web.Response:
     func = request.path.rsplit("/", 1)[-1] or "unknown"
     err = HipkiError(RetCode.UNSUPPORTED, f"{request.path} is not supported by this service")
-    answer = error_answer(func, err)
-    if request.path.startswith("/eIDPM/"):
-        answer["result"] = "API_NOT_SUPPORTED"  # the eID calls answer result instead of ret_code
+    return json_response(error_answer(func, err))
+
+
+async def eid_call(request: web.Request) -> web.Response:
+    """``/eIDPM/<name>``: the eID middleware calls (:mod:`eidemu.hipki.eidpm`), answered with
+    ``result`` instead of ``ret_code``; the same site check and ``tbsPackage`` as the others."""
+    name = request.match_info["name"]
+    state = request.app[STATE_KEY]
+    try:
+        fault = request.app[SERVICE_KEY].take_fault(request.path)
+        if fault is not None:
+            raise HipkiError(fault.ret_code, "failure chosen by the test control", fault.last_error)
+        caller(request, state)
+        package = await _package(request)
+    except HipkiError as exc:
+        log.info("%s: %s", request.path, exc.message)
+        return json_response(EidCallError.from_hipki(exc).answer(name))
+    answer = await request.app[EID_KEY].call(name, package)
+    if answer["result"] != Result.OK.value:
+        log.info("%s: %s: %s", request.path, answer["result"], answer["message"])
     return json_response(answer)
 
 
@@ -368,6 +388,7 @@ def build_app(
     """The routes, for :class:`~eidemu.emulator.pki.http_service.LocalHttpService` with ``limits``."""
     app = application(limits, middlewares=[guard])
     app[SERVICE_KEY] = service
+    app[EID_KEY] = EidCalls(service)
     app[STATE_KEY] = AppState(trust, test_control)
     app.router.add_route("GET", "/pkcs11info", pkcs11info)
     app.router.add_route("POST", "/pkcs11info", pkcs11info)
@@ -379,6 +400,7 @@ def build_app(
     app.router.add_route("*", "/addDomain", add_domain)
     app.router.add_get("/selfTest.htm", self_test)
     app.router.add_post("/eidemu/control", control)
+    app.router.add_route("*", "/eIDPM/{name}", eid_call)
     app.router.add_route("*", "/{tail:.*}", unsupported)
     return app
 

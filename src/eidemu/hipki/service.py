@@ -115,6 +115,7 @@ class SlotSession:
     connection: Any = None
     token: Token | None = None
     known: bool = False  # token read for this generation (token None: unknown token)
+    is_eid: bool | None = None  # the card holds the eID chip's eMRTD application (None: not asked yet)
 
 
 class _Counted(ConnectionWrapper):
@@ -196,25 +197,21 @@ class HipkiService:
                 self.source.release(slot, session.connection)
             except CardConnectionError:
                 pass
-        session.connection, session.token, session.known = None, None, False
+        session.connection, session.token, session.known, session.is_eid = None, None, False, None
 
-    def _client(self, slot: SlotState, session: SlotSession) -> tuple[MoicaCard, _Counted]:
-        """A client on the card in ``slot`` through a counting view of the session's connection
-        (connecting, and reading the token, once per card)."""
+    def _connect(self, slot: SlotState, session: SlotSession) -> _Counted:
+        """This request's counting view of the session's connection to the card in ``slot``
+        (a new connection when the slot holds another card than the session's)."""
         if session.generation != slot.generation:
             self._drop(slot, session)
             session.generation = slot.generation
         if session.connection is None:
             session.connection = self.source.connect(slot)
-        counted = _Counted(session.connection)
-        client = MoicaCard(counted)
-        if not session.known:
-            session.token, session.known = read_token(client), True
-        return client, counted
+        return _Counted(session.connection)
 
-    def with_card(self, slot: SlotState, work: Callable[[MoicaCard, Token | None], T]) -> T:
-        """Run ``work(client, token)`` alone on this slot (worker thread), after waiting for
-        the slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``.
+    def with_connection(self, slot: SlotState, work: Callable[[CardConnection, SlotSession], T]) -> T:
+        """Run ``work(connection, session)`` alone on this slot (worker thread), after waiting
+        for the slot at most ``queue_timeout`` seconds; a card gone midway is ``0x76000006``.
 
         ``slot`` may come from the source's remembered view, a moment behind the readers: if
         the card answered no command of this request, the request never reached the card it
@@ -228,8 +225,8 @@ class HipkiService:
             for attempt in (1, 2):
                 counted: _Counted | None = None
                 try:
-                    client, counted = self._client(slot, session)
-                    return work(client, session.token)
+                    counted = self._connect(slot, session)
+                    return work(counted, session)
                 except CardConnectionError:
                     self._drop(slot, session)
                     if attempt == 2 or (counted is not None and counted.answered):
@@ -241,6 +238,18 @@ class HipkiService:
             raise HipkiError(RetCode.NO_CARD, f"the card in {slot.description!r} was removed")
         finally:
             session.lock.release()
+
+    def with_card(self, slot: SlotState, work: Callable[[MoicaCard, Token | None], T]) -> T:
+        """:meth:`with_connection` with a citizen-card client and the card's token (read once
+        per card)."""
+
+        def on_card(connection: CardConnection, session: SlotSession) -> T:
+            client = MoicaCard(connection)
+            if not session.known:
+                session.token, session.known = read_token(client), True
+            return work(client, session.token)
+
+        return self.with_connection(slot, on_card)
 
     def pick_slot(self, package: dict[str, Any], fresh: bool = False) -> SlotState:
         """The slot named by ``slotDescription``/``readername``, else the first with a card;
