@@ -459,8 +459,9 @@ def _pins(root: Node) -> dict[int, Pin]:
         for key in ("unblock", "change"):
             conditions[key] = NEVER
             if key in spec:
+                text = node.child(key).as_str()
                 try:
-                    conditions[key] = AccessCondition.parse(node.child(key).as_str())
+                    conditions[key] = AccessCondition.parse(text)
                 except ValueError as exc:
                     raise node.child(key).fail(str(exc)) from None
         tries = node.optional("tries", lambda n: n.as_int(1, 15), 3)
