@@ -8,7 +8,9 @@ bytes the chip sent; nothing of the chip's or the PKI generator's code judges th
   contentType attribute equal to eContentType, the messageDigest attribute equal to the
   hash of the eContent;
 - each data group's hash recomputed over the whole file and compared with the
-  LDSSecurityObject (9303-10 §4.6.2);
+  LDSSecurityObject (9303-10 §4.6.2); the data groups behind Extended Access Control
+  (``6982`` without it) reported as not read, and :func:`zone_hashes` for those read after
+  Terminal Authentication;
 - the Document Signer certificate issued by a CSCA of the trust store (signature and
   issuer name; 9303-11 §5.1), the trust store coming from a master list whose own CMS
   signature and signer are verified (9303-12 §9) or from CSCA certificate files;

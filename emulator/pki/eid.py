@@ -12,7 +12,9 @@ What is modelled (docs/eid.md, "Test PKI and data"; docs/test-pki.md):
   (9303-12 §9) listing the CSCA;
 * per synthetic identity one chip: EF.COM, DG1, DG2, DG11, DG12, DG14, DG15, EF.SOD,
   EF.CardAccess and EF.CardSecurity (:mod:`eidemu.emulator.icao.lds`) with the chip's
-  Chip Authentication key (ECDH brainpoolP256r1) and Active Authentication key.
+  Chip Authentication key (ECDH brainpoolP256r1) and Active Authentication key; the chips of
+  G3 identities also carry the EAC zones DG3-DG9 and DG13 (:mod:`.eac_zones`), listed in
+  EF.COM and hashed in EF.SOD like the other data groups.
 
 Invented where the Taiwan design is silent: the romanized MRZ names (Wade-Giles, as ROC
 passports commonly spell them), the place of birth (the county or city of the national ID's
