@@ -218,6 +218,7 @@ PIN_KEYS = {
     "pad_byte",
     "puk",
     "unblock",
+    "change",
 }
 
 
@@ -454,13 +455,15 @@ def _pins(root: Node) -> dict[int, Pin]:
         if ("value" in spec) == ("value_hex" in spec):
             raise node.fail("give exactly one of value (text) or value_hex")
         value = node.child("value").as_str().encode() if "value" in spec else node.child("value_hex").as_hex()
-        unblock = NEVER
-        if "unblock" in spec:
-            text = node.child("unblock").as_str()
-            try:
-                unblock = AccessCondition.parse(text)
-            except ValueError as exc:
-                raise node.child("unblock").fail(str(exc)) from None
+        conditions: dict[str, AccessCondition] = {}
+        for key in ("unblock", "change"):
+            conditions[key] = NEVER
+            if key in spec:
+                text = node.child(key).as_str()
+                try:
+                    conditions[key] = AccessCondition.parse(text)
+                except ValueError as exc:
+                    raise node.child(key).fail(str(exc)) from None
         tries = node.optional("tries", lambda n: n.as_int(1, 15), 3)
         pin = Pin(
             ref=node.child("ref").as_ref(),
@@ -473,7 +476,8 @@ def _pins(root: Node) -> dict[int, Pin]:
             pad_to=node.optional("pad_to", lambda n: n.as_int(0, 64), 0),
             pad_byte=node.optional("pad_byte", lambda n: n.as_ref(), 0xFF),
             puk_ref=node.optional("puk", lambda n: n.as_ref(), None),
-            unblock=unblock,
+            unblock=conditions["unblock"],
+            change=conditions["change"],
         )
         if not pin.min_length <= len(value) <= pin.max_length:
             raise node.fail(
@@ -629,8 +633,9 @@ def check_profile(profile: Profile) -> list[str]:
 
     walk(profile.document.get("files"), "files")
     for i, pin in enumerate(profile.document.get("pins") or []):
-        if isinstance(pin, dict) and "unblock" in pin:
-            rule(f"pins[{i}].unblock", pin["unblock"])
+        for key in ("unblock", "change"):
+            if isinstance(pin, dict) and key in pin:
+                rule(f"pins[{i}].{key}", pin[key])
     for key, value in (profile.document.get("data_objects") or {}).items():
         content_file(f"data_objects.{key}", value)
     return problems

@@ -348,7 +348,7 @@ def test_profile_check_reports_likely_mistakes(tmp_path, capsys):
     path = folder / "p.yaml"
     path.write_text(
         "eidemu_profile: 1\natr: 3B 00\n"
-        "pins:\n  - {ref: 01, value: '1234', unblock: 'auth:07'}\n"
+        "pins:\n  - {ref: 01, value: '1234', unblock: 'auth:07', change: 'auth:01&pin:05'}\n"
         "keys:\n  - {ref: 01, algorithm: aes, value: 00112233445566778899AABBCCDDEEFF}\n"
         "files:\n"
         "  - {fid: FFFF}\n"
@@ -368,6 +368,7 @@ def test_profile_check_reports_likely_mistakes(tmp_path, capsys):
         f"eidemu: error: {path}: files[2].content.file: content file lies outside the profile's folder",
         f"eidemu: error: {path}: files[4].children[0].aid: DF name A000000001 already used at files[4].aid",
         f"eidemu: error: {path}: pins[0].unblock: names key 07, which the profile does not define",
+        f"eidemu: error: {path}: pins[0].change: names PIN 05, which the profile does not define",
     ]
 
 
@@ -392,6 +393,7 @@ def test_every_shipped_profile_passes_the_check(capsys):
     [
         ("files:\n  - {fid: 2F01, access: {read: [1]}}\n", "files[0].access.read: expected a string"),
         ("pins:\n  - {ref: 01, value: '1234', unblock: [7]}\n", "pins[0].unblock: expected a string"),
+        ("pins:\n  - {ref: 01, value: '1234', change: [7]}\n", "pins[0].change: expected a string"),
         ("applications:\n  - {aid: A000000001, type: [iso]}\n", "applications[0].type: expected a string"),
         (
             "applications:\n  - {aid: A000000001, type: iso, options: [1]}\n",

@@ -4,7 +4,8 @@
 PACE has secured: Terminal Authentication v2 with a terminal of the TEST EAC PKI
 (:func:`eidemu.emulator.pki.eac.load_terminal`), Chip Authentication v2 with the chip key of
 DG14, the holder PIN (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER under secure
-messaging) and the zone reads. Commands follow TR-03110-3 §B.11; each step raises
+messaging) and the zone reads, checked against EF.SOD's hashes (:func:`.passive.zone_hashes`).
+Commands follow TR-03110-3 §B.11; each step raises
 :class:`~eidemu.conformance.eid.channel.ChipError` with the status word of a refusal.
 """
 
@@ -33,6 +34,7 @@ from eidemu.emulator.iso7816.tlv import TLV, TLVError
 from eidemu.emulator.pki.eac import Terminal
 
 from .channel import ChipChannel, ChipError
+from .passive import zone_hashes
 from .report import Check
 
 if TYPE_CHECKING:
@@ -161,11 +163,16 @@ def ca_terminal_from_dg14(dg14: bytes, rng: RandomSource = os.urandom) -> tuple[
 
 
 def _zone_text(number: int, data: bytes) -> str:
-    """The UTF-8 values of a zone data group (``<tag> {80 .., 81 ..}``, docs/eid.md), or its size."""
+    """The UTF-8 values of a zone data group (``<tag> {80 .., 81 ..}``, docs/eid.md), DG8's
+    face record (``68 {80 record}``) as its image format and size, or the data group's size."""
     try:
         children = TLV.parse(data).children
+        if number == 8:
+            face = lds.FaceImage.parse(next(c.value for c in children if c.tag == 0x80))
+            kind = "JPEG" if face.data_type == lds.ImageDataType.JPEG else "JPEG 2000"
+            return f"face record, {kind} {face.width}x{face.height}, {len(data)} bytes"
         return " / ".join(c.value.decode("utf-8") for c in children if 0x80 <= c.tag <= 0x8F)
-    except (TLVError, UnicodeDecodeError):
+    except (TLVError, UnicodeDecodeError, StopIteration, lds.LdsError):
         return f"{len(data)} bytes"
 
 
@@ -206,6 +213,7 @@ def run_eac(
             checks.append(Check.passed("pin", "holder PIN verified"))
         except ChipError as exc:
             checks.append(Check.failed("pin", str(exc)))
+    zone_data: dict[int, bytes] = {}
     for zone, numbers, label in (
         ("household-zone", HOUSEHOLD_ZONE, "household"),
         ("private-zone", PRIVATE_ZONE, "private"),
@@ -218,11 +226,9 @@ def run_eac(
             except ChipError as exc:
                 refused.append(f"DG{number} {exc.sw:04X}" if exc.sw is not None else f"DG{number}")
                 continue
-            files[f"DG{number}"] = data
+            files[f"DG{number}"] = zone_data[number] = data
             read.append(number)
-            zones.append(
-                (f"{label} DG{number}", _zone_text(number, data) if number != 8 else f"face record, {len(data)} bytes")
-            )
+            zones.append((f"{label} DG{number}", _zone_text(number, data)))
         if read and not refused:
             checks.append(Check.passed(zone, ", ".join(f"DG{n}" for n in read)))
         elif read:
@@ -231,6 +237,8 @@ def run_eac(
             )
         else:
             checks.append(Check.skipped(zone, f"access denied: {', '.join(refused)}"))
+    if "EF.SOD" in files:
+        checks.append(zone_hashes(files["EF.SOD"], zone_data))
     return checks
 
 

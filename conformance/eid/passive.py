@@ -8,7 +8,9 @@ bytes the chip sent; nothing of the chip's or the PKI generator's code judges th
   contentType attribute equal to eContentType, the messageDigest attribute equal to the
   hash of the eContent;
 - each data group's hash recomputed over the whole file and compared with the
-  LDSSecurityObject (9303-10 §4.6.2);
+  LDSSecurityObject (9303-10 §4.6.2); the data groups behind Extended Access Control
+  (``6982`` without it) reported as not read, and :func:`zone_hashes` for those read after
+  Terminal Authentication;
 - the Document Signer certificate issued by a CSCA of the trust store (signature and
   issuer name; 9303-11 §5.1), the trust store coming from a master list whose own CMS
   signature and signer are verified (9303-12 §9) or from CSCA certificate files;
@@ -36,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from eidemu.emulator.icao import asn1 as icao_asn1
 
-from .report import Check
+from .report import Check, Verdict
 
 #: eContentType of EF.SOD, of a CSCA master list, extKeyUsage of its signer (9303-10 §4.6.2, 9303-12 §9)
 ID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
@@ -285,13 +287,17 @@ def passive_authentication(
     data_groups: Mapping[int, bytes],
     trust: TrustStore,
     now: dt.datetime | None = None,
+    protected: Iterable[int] = (),
 ) -> list[Check]:
     """All passive-authentication checks of one chip (9303-11 §5.1), in order.
 
     ``sod`` is the content of EF.SOD (template ``77``); ``data_groups`` maps the number of
-    each data group read to its whole file content. A failing step fails only its own
-    check; steps that cannot run without an earlier one are FAILED with that reason.
+    each data group read to its whole file content; ``protected`` numbers the data groups
+    EF.COM lists that the chip refused to read without Extended Access Control (``6982``),
+    reported as not read (SKIPPED). A failing step fails only its own check; steps that
+    cannot run without an earlier one are FAILED with that reason.
     """
+    protected = frozenset(protected)
     now = now or dt.datetime.now(dt.UTC)
     checks: list[Check] = []
     if trust.source_check is not None:
@@ -309,25 +315,21 @@ def passive_authentication(
 
     # data group hashes (9303-10 §4.6.2)
     try:
-        lso = icao_asn1.LDSSecurityObject.load(signed.content, strict=True)
-        algorithm = lso["hash_algorithm"]["algorithm"].native
-        expected = {
-            h["data_group_number"].native: h["data_group_hash_value"].native for h in lso["data_group_hash_values"]
-        }
-        hashlib.new(algorithm)
+        algorithm, expected = _data_group_hashes(signed.content)
     except ValueError as exc:
         checks.append(Check.failed("pa.dg-hashes", f"LDSSecurityObject: {exc}"))
         expected, algorithm = {}, ""
-    for number in sorted(set(expected) | set(data_groups)):
+    for number in sorted(set(expected) | set(data_groups) | protected):
         name = f"pa.dg-hash:DG{number}"
         if number not in data_groups:
-            checks.append(Check.skipped(name, "listed in EF.SOD, not read"))
-        elif number not in expected:
-            checks.append(Check.failed(name, "read from the chip but not listed in EF.SOD"))
-        elif hmac.compare_digest(hashlib.new(algorithm, data_groups[number]).digest(), expected[number]):
-            checks.append(Check.passed(name, algorithm))
+            if number not in expected:
+                checks.append(Check.failed(name, "listed in EF.COM but not hashed in EF.SOD"))
+            elif number in protected:
+                checks.append(Check.skipped(name, "behind Extended Access Control (6982), not read"))
+            else:
+                checks.append(Check.skipped(name, "listed in EF.SOD, not read"))
         else:
-            checks.append(Check.failed(name, f"the {algorithm} of DG{number} differs from EF.SOD's"))
+            checks.append(_hash_check(name, number, data_groups[number], algorithm, expected))
 
     # chain to a CSCA (9303-11 §5.1)
     issuers = [c for c in trust.cscas if issued_by(ds, c)]
@@ -351,6 +353,45 @@ def passive_authentication(
     checks.append(_revocation(ds, csca, trust.crls, now))
     checks.append(_key_usages(ds, csca))
     return checks
+
+
+def _data_group_hashes(lds_security_object: bytes) -> tuple[str, dict[int, bytes]]:
+    """The hash algorithm and the DataGroupHash values of an LDSSecurityObject (9303-10 §4.6.2.2);
+    ValueError if it does not decode or names an unknown algorithm."""
+    lso = icao_asn1.LDSSecurityObject.load(lds_security_object, strict=True)
+    algorithm = lso["hash_algorithm"]["algorithm"].native
+    hashlib.new(algorithm)
+    return algorithm, {
+        h["data_group_number"].native: h["data_group_hash_value"].native for h in lso["data_group_hash_values"]
+    }
+
+
+def _hash_check(name: str, number: int, data: bytes, algorithm: str, expected: Mapping[int, bytes]) -> Check:
+    if number not in expected:
+        return Check.failed(name, "read from the chip but not listed in EF.SOD")
+    if hmac.compare_digest(hashlib.new(algorithm, data).digest(), expected[number]):
+        return Check.passed(name, algorithm)
+    return Check.failed(name, f"the {algorithm} of DG{number} differs from EF.SOD's")
+
+
+def zone_hashes(sod: bytes, data_groups: Mapping[int, bytes], name: str = "zone-hashes") -> Check:
+    """The data groups read after Extended Access Control against EF.SOD's hashes, as one
+    verdict: EF.SOD's signature verified again (9303-11 §5.1, steps 1 and 3), then every hash
+    recomputed over the whole data group (9303-10 §4.6.2). A zone altered after signing fails."""
+    if not data_groups:
+        return Check.skipped(name, "no data group read after Extended Access Control")
+    try:
+        if sod[:1] != b"\x77":
+            raise ValueError(f"EF.SOD: template tag {sod[:1].hex().upper() or 'none'}, expected 77")
+        signed = verify_signed_data(_strip_template(sod), ID_LDS_SECURITY_OBJECT, "EF.SOD")
+        algorithm, expected = _data_group_hashes(signed.content)
+    except ValueError as exc:
+        return Check.failed(name, str(exc))
+    results = [_hash_check(f"DG{n}", n, data_groups[n], algorithm, expected) for n in sorted(data_groups)]
+    bad = [f"{c.name}: {c.reason}" for c in results if c.verdict is not Verdict.PASSED]
+    if bad:
+        return Check.failed(name, "; ".join(bad))
+    return Check.passed(name, f"{', '.join(c.name for c in results)} match EF.SOD ({algorithm})")
 
 
 def _strip_template(data: bytes) -> bytes:

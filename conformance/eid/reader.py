@@ -8,7 +8,9 @@
    (§4.4); BAC with the MRZ when there is no EF.CardAccess or no usable PACEInfo (§4.3);
 2. for PACE-CAM, EF.CardSecurity (MF, SFI ``1D``) under the new secure messaging;
 3. SELECT the eMRTD application (AID ``A0 00 00 02 47 10 01``), EF.COM, every data group
-   its tag list names, and EF.SOD (9303-10 §4.6);
+   its tag list names, and EF.SOD (9303-10 §4.6); a data group that answers ``6982`` is
+   behind Extended Access Control: listed, protected, not read (the zones, read by
+   :mod:`.eac` after Terminal Authentication);
 4. passive authentication (:mod:`.passive`);
 5. Chip Authentication v1 with DG14, restarting secure messaging with the new keys
    (§6.2), or, after PACE-CAM, the check of the chip authentication data against the key
@@ -326,19 +328,30 @@ class InspectionSystem:
             files["EF.COM"] = self.channel.read_file(lds.LdsFile.COM.sfi, "EF.COM")
             numbers = [_DG_BY_TAG[t] for t in lds.EfCom.parse(files["EF.COM"]).data_group_tags if t in _DG_BY_TAG]
             data_groups: dict[int, bytes] = {}
+            protected: list[int] = []
             for number in numbers:
-                data_groups[number] = self.channel.read_file(number, f"DG{number}")
+                try:
+                    data_groups[number] = self.channel.read_file(number, f"DG{number}")
+                except ChipError as exc:
+                    # Listed, behind Extended Access Control (9303-10 §4.6.1; an eMRTD's DG3
+                    # and DG4 answer 6982 without EAC): not read, not a failure.
+                    if exc.sw != SW.SECURITY_STATUS_NOT_SATISFIED:
+                        raise
+                    protected.append(number)
+                    continue
                 files[f"DG{number}"] = data_groups[number]
             files["EF.SOD"] = self.channel.read_file(lds.LdsFile.SOD.sfi, "EF.SOD")
         except (ChipError, lds.LdsError) as exc:
             checks.append(Check.failed("read", str(exc)))
             return InspectionReport(description, access, files, None, None, tuple(checks))
-        checks.append(Check.passed("read", f"EF.COM, {', '.join(f'DG{n}' for n in numbers)}, EF.SOD"))
+        read = ", ".join(f"DG{n}" for n in data_groups)
+        behind = f"; behind EAC, not read: {', '.join(f'DG{n}' for n in protected)}" if protected else ""
+        checks.append(Check.passed("read", f"EF.COM, {read}, EF.SOD{behind}"))
 
         holder, face, decode_checks = decode_holder(data_groups)
         checks.extend(decode_checks)
         assert self.trust is not None
-        checks.extend(passive_authentication(files["EF.SOD"], data_groups, self.trust, self.now))
+        checks.extend(passive_authentication(files["EF.SOD"], data_groups, self.trust, self.now, protected))
         zones: list[tuple[str, str]] = []
         if self.terminal is not None and pace_result is not None:
             checks.extend(run_eac(self, pace_result, data_groups.get(14), files, zones))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from eidemu.emulator.icao import ta
+from eidemu.emulator.icao import lds, ta
 from eidemu.emulator.icao.errors import IcaoError
 from eidemu.emulator.icao.lds import EMRTD_AID
 from eidemu.emulator.icao.pace import PaceResult
@@ -33,7 +33,9 @@ from ..eid.eac import (
     mse_set_dst,
     pso_verify_certificate,
 )
+from ..eid.passive import zone_hashes
 from ..eid.reader import AccessKey, InspectionSystem, choose_pace, pace_choices
+from ..eid.report import Verdict
 from ..pythontests import CheckFailed, FlowContext, TestFunction, conformance_test
 
 EAC_TOKENS = ("EID-EAC",)
@@ -467,6 +469,21 @@ def zone_rights_reset(context: FlowContext) -> None:
         expect(context, f"READ DG{number}", 0x6982, read_sw(opened, number))
 
 
+@eac_test(
+    "EAC_ZONE_9",
+    "The zones are hashed in EF.SOD",
+    spec="ICAO Doc 9303-10 §4.6.2 (a hash for each data group present); ICAO Doc 9303-11 §5.1; " + SPEC_ZONE,
+    purpose="at-private with CA v2 and the PIN reads DG3-DG9 and DG13; EF.SOD's signature verifies and each zone "
+    "data group hashes to its DataGroupHash (a zone altered after signing fails).",
+)
+def zone_hashes_in_sod(context: FlowContext) -> None:
+    opened = full(context)
+    data = opened.eac.read_zone((*PRIVATE_ZONE, *HOUSEHOLD_ZONE))
+    sod = opened.system.channel.read_file(lds.LdsFile.SOD.sfi, "EF.SOD")
+    check = zone_hashes(sod, data)
+    context.check(check.verdict is Verdict.PASSED, "zone data groups against EF.SOD", "PASSED", check.reason)
+
+
 # -- more PIN -------------------------------------------------------------------------------------
 
 
@@ -569,3 +586,151 @@ def pin_without_ta(context: FlowContext) -> None:
     pin = context.variable("EID_PIN").decode("ascii")
     sw_of(lambda: opened.eac.verify_pin(pin))
     expect(context, "READ DG3", 0x6982, sw_of(lambda: opened.eac.read_zone((3,))))
+
+
+# -- PIN management by an authorized terminal (TR-03110-3 Table C.4, bit 5) ------------------------
+
+SPEC_PIN_MANAGEMENT = "BSI TR-03110-3 Table C.4 (PIN management, bit 5); ISO/IEC 7816-4:2020 §11.5.7, §11.5.10"
+PIN_STATUS = CommandAPDU(0x00, 0x20, 0x00, 0x03)
+UNBLOCK = CommandAPDU(0x00, 0x2C, 0x03, 0x03)  # RESET RETRY COUNTER, no data: the counter alone
+
+
+def other_pin(pin: str) -> str:
+    return "24681357" if pin != "24681357" else "13572468"
+
+
+def reset_pin(pin: str) -> CommandAPDU:
+    """RESET RETRY COUNTER P1 02: a new PIN without the PUK (needs the PIN-management right)."""
+    return CommandAPDU(0x00, 0x2C, 0x02, 0x03, pin.encode("ascii"))
+
+
+def change_pin(pin: str) -> CommandAPDU:
+    """CHANGE REFERENCE DATA P1 01: the new PIN alone (after VERIFY, or with the right)."""
+    return CommandAPDU(0x00, 0x24, 0x01, 0x03, pin.encode("ascii"))
+
+
+def restore(context: FlowContext, opened: Opened) -> None:
+    """The holder's way back, whatever happened: RESET RETRY COUNTER P1 00 with PUK || PIN."""
+    pin = context.variable("EID_PIN")
+    opened.sw(CommandAPDU(0x00, 0x2C, 0x00, 0x03, context.variable("EID_PUK") + pin))
+
+
+@eac_test(
+    "EAC_PIN_9",
+    "Unblock without the PUK needs the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-household (no PIN-management right), after a wrong PIN (63C2): RESET RETRY COUNTER P1 03 "
+    "answers 6982 and the counter stays at 2 (VERIFY status 63C2).",
+)
+def pin_unblock_without_right(context: FlowContext) -> None:
+    opened = full(context, "at-household", pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    try:
+        expect(context, "VERIFY wrong PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(wrong_pin(pin))))
+        expect(context, "RESET RETRY COUNTER P1 03", 0x6982, opened.sw(UNBLOCK))
+        expect(context, "VERIFY status", 0x63C2, opened.sw(PIN_STATUS))
+    finally:
+        restore(context, opened)
+    expect(context, "VERIFY right PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+
+
+@eac_test(
+    "EAC_PIN_10",
+    "Unblock without the PUK with the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-private (PIN-management right): the PIN blocked by three wrong tries (63C2, 63C1, 6983), "
+    "RESET RETRY COUNTER P1 03 without data answers 9000, the counter is back at 3 (VERIFY status 63C3) and the "
+    "PIN verifies.",
+    destructive=True,
+)
+def pin_unblock_with_right(context: FlowContext) -> None:
+    opened = full(context, pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    try:
+        for expected in (0x63C2, 0x63C1, 0x6983):
+            expect(context, "VERIFY wrong PIN", expected, sw_of(lambda: opened.eac.verify_pin(wrong_pin(pin))))
+        expect(context, "RESET RETRY COUNTER P1 03", 0x9000, opened.sw(UNBLOCK))
+        expect(context, "VERIFY status", 0x63C3, opened.sw(PIN_STATUS))
+        expect(context, "VERIFY right PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
+@eac_test(
+    "EAC_PIN_11",
+    "A new PIN without the PUK needs the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-household: RESET RETRY COUNTER P1 02 with a new PIN answers 6982; the new PIN is refused (63C2), "
+    "the old one still verifies.",
+)
+def pin_reset_without_right(context: FlowContext) -> None:
+    opened = full(context, "at-household", pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, "RESET RETRY COUNTER P1 02", 0x6982, opened.sw(reset_pin(new)))
+        expect(context, "VERIFY the new PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, "VERIFY the old PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
+@eac_test(
+    "EAC_PIN_12",
+    "A new PIN without the PUK with the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-private: RESET RETRY COUNTER P1 02 with a new PIN answers 9000; the old PIN is refused (63C2), the "
+    "new one verifies; set back the same way.",
+)
+def pin_reset_with_right(context: FlowContext) -> None:
+    opened = full(context, pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, "RESET RETRY COUNTER P1 02", 0x9000, opened.sw(reset_pin(new)))
+        expect(context, "VERIFY the old PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(pin)))
+        expect(context, "VERIFY the new PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, "RESET RETRY COUNTER P1 02 back", 0x9000, opened.sw(reset_pin(pin)))
+        expect(context, "VERIFY the PIN set back", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
+@eac_test(
+    "EAC_PIN_13",
+    "CHANGE REFERENCE DATA without VERIFY needs the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-household, no VERIFY: CHANGE REFERENCE DATA P1 01 with a new PIN answers 6982; the new PIN is "
+    "refused (63C2), the old one still verifies.",
+)
+def pin_change_without_right(context: FlowContext) -> None:
+    opened = full(context, "at-household", pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, "CHANGE REFERENCE DATA P1 01", 0x6982, opened.sw(change_pin(new)))
+        expect(context, "VERIFY the new PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, "VERIFY the old PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
+@eac_test(
+    "EAC_PIN_14",
+    "CHANGE REFERENCE DATA without VERIFY with the PIN-management right",
+    spec=SPEC_PIN_MANAGEMENT,
+    purpose="at-private, no VERIFY: CHANGE REFERENCE DATA P1 01 with a new PIN answers 9000; the old PIN is "
+    "refused (63C2), the new one verifies; changed back.",
+)
+def pin_change_with_right(context: FlowContext) -> None:
+    opened = full(context, pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, "CHANGE REFERENCE DATA P1 01", 0x9000, opened.sw(change_pin(new)))
+        expect(context, "VERIFY the old PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(pin)))
+        expect(context, "VERIFY the new PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, "CHANGE REFERENCE DATA back", 0x9000, opened.sw(change_pin(pin)))
+        expect(context, "VERIFY the PIN changed back", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)

@@ -20,6 +20,7 @@ from eidemu.emulator.icao.oids import pace_protocol
 from eidemu.emulator.icao.pace import PaceResult
 from eidemu.emulator.iso7816.apdu import CommandAPDU
 from eidemu.emulator.iso7816.sm import TerminalSession
+from eidemu.emulator.iso7816.sw import SW
 
 from ..connection import CardConnection
 from ..eid.channel import ChipChannel, ChipError
@@ -160,11 +161,21 @@ def open_session(context: FlowContext) -> Session:
 
 @dataclass(frozen=True)
 class Lds:
-    """The files of the eMRTD application as read: EF.COM, the data groups it lists, EF.SOD."""
+    """The files of the eMRTD application as read: EF.COM, the data groups it lists, EF.SOD.
+
+    ``protected``: the data groups EF.COM lists that answered ``69 82`` (behind Extended
+    Access Control, such as an eMRTD's DG3 or the eID chip's zones): listed, not read.
+    """
 
     com: bytes
     data_groups: dict[int, bytes]
     sod: bytes
+    protected: frozenset[int] = frozenset()
+
+    @property
+    def listed(self) -> list[int]:
+        """Every data group EF.COM lists, read or protected."""
+        return sorted(set(self.data_groups) | self.protected)
 
     def dg(self, number: int) -> bytes:
         FlowContext.check(
@@ -174,10 +185,19 @@ class Lds:
 
 
 def read_lds(session: Session) -> Lds:
+    """EF.COM, every data group it lists (recording those behind EAC, ``69 82``), EF.SOD."""
     com = session.read(lds.LdsFile.COM.sfi, "EF.COM")
     numbers = [_DG_BY_TAG[t] for t in lds.EfCom.parse(com).data_group_tags if t in _DG_BY_TAG]
-    groups = {n: session.read(n, f"DG{n}") for n in numbers}
-    return Lds(com, groups, session.read(lds.LdsFile.SOD.sfi, "EF.SOD"))
+    groups: dict[int, bytes] = {}
+    protected: set[int] = set()
+    for number in numbers:
+        try:
+            groups[number] = session.read(number, f"DG{number}")
+        except ChipError as exc:
+            if exc.sw != SW.SECURITY_STATUS_NOT_SATISFIED:
+                raise
+            protected.add(number)
+    return Lds(com, groups, session.read(lds.LdsFile.SOD.sfi, "EF.SOD"), frozenset(protected))
 
 
 def hexs(data: bytes) -> str:

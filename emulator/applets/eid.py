@@ -16,8 +16,13 @@ control and the zones"):
   AUTHENTICATE ``7C {80 PK_PCD}`` -> ``7C {81 r_PICC, 82 T_PICC}``, the key being the one
   TA announced; secure messaging restarts with keys from K and r_PICC (SSC 0).
 - The holder PIN (profile ``pins``, reference ``eac.pin_ref``) only under secure messaging:
-  VERIFY, CHANGE REFERENCE DATA (after TA with the PIN-management right or a verified PIN),
-  RESET RETRY COUNTER with the PUK; counters are persisted before comparison
+  VERIFY; CHANGE REFERENCE DATA with the old PIN (P1 00) or after VERIFY (P1 01); RESET
+  RETRY COUNTER with the PUK (P1 00, 01). A terminal whose effective CHAT has the
+  PIN-management right (TR-03110-3 Table C.4, bit 5) may also set a new PIN without the old
+  one (CHANGE REFERENCE DATA P1 01 without VERIFY) and reset or unblock without the PUK
+  (RESET RETRY COUNTER P1 02 with a new PIN, P1 03 without data): the PIN's ``change`` and
+  ``unblock`` conditions, ``auth:01&ta:05`` in the shipped profiles; without the right,
+  ``6982``. Counters are persisted before comparison
   (:class:`eidemu.emulator.cardos.security.Pin`). Outside secure messaging: ``6982``.
 
 Status words: ``6A88`` for an unknown CAR or terminal CHR, ``6300`` for a certificate or

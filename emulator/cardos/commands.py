@@ -387,7 +387,9 @@ class IsoApplication(Application):
         return b""
 
     def change_reference_data(self, cmd: CommandAPDU, channel: Channel) -> bytes:
-        """P1 00: old || new; P1 01: new only, after a successful VERIFY (§11.5)."""
+        """P1 00: old || new; P1 01: new only, after a successful VERIFY or when the PIN's
+        ``change`` condition holds (ISO/IEC 7816-4:2020 §11.5; for example a terminal with
+        the PIN-management right, BSI TR-03110-3 Table C.4)."""
         pin = self.pin(cmd.p2)
         if cmd.p1 == 0x00:
             n = pin.wire_length
@@ -397,10 +399,11 @@ class IsoApplication(Application):
             new_value = pin.format_value(new)
             self.verify_pin(pin, old, channel)
         elif cmd.p1 == 0x01:
-            if pin.ref not in channel.security.verified_pins:
+            if pin.ref not in channel.security.verified_pins and not pin.change.satisfied_by(channel.security):
                 raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
             if pin.blocked:
-                # Blocked by wrong tries on another channel since this one verified.
+                # RESET RETRY COUNTER unblocks; also blocked by wrong tries on another
+                # channel since this one verified.
                 raise CardError(SW.AUTHENTICATION_METHOD_BLOCKED)
             new_value = pin.format_value(cmd.data)
         else:

@@ -152,7 +152,9 @@ class Pin:
     ``pad_to``/``pad_byte`` describe how the reference data is formatted on the wire
     (for example padded with FF to 8 bytes); ``min_length``/``max_length`` apply to the
     unpadded value. ``unblock`` says what allows RESET RETRY COUNTER without a PUK in
-    the command data (ISO/IEC 7816-4:2020 §11.5, RESET RETRY COUNTER P1 = 02/03).
+    the command data (ISO/IEC 7816-4:2020 §11.5, RESET RETRY COUNTER P1 = 02/03);
+    ``change`` what allows CHANGE REFERENCE DATA with the new value only (P1 = 01) without
+    a prior VERIFY, as a terminal with the PIN-management right may (BSI TR-03110-3 Table C.4, bit 5).
     The value never appears in a repr, and so in no log line or error message.
     """
 
@@ -167,6 +169,7 @@ class Pin:
     pad_byte: int = 0xFF
     puk_ref: int | None = None
     unblock: AccessCondition = NEVER
+    change: AccessCondition = NEVER
 
     def __post_init__(self) -> None:
         if self.remaining < 0:

@@ -1,21 +1,30 @@
-"""The EAC parts of the eID chip profiles: the private and household zones, the holder PIN, TA options.
+"""The EAC zones of the eID chip: their data groups, the holder PIN, and the profile blocks.
+
+The zones' content is made at PKI generation time: :func:`zone_data_groups` gives the
+private zone DG3..DG9 (spouse's, father's and mother's names, place of birth, sex, photo,
+remarks, as the published design lists the private data) and the household zone DG13 of an
+identity, which :func:`eidemu.emulator.pki.eid.build_chip` writes as ``DGn.bin`` beside the
+other data groups of the chips that carry the zones (:func:`carries_zones`), lists in
+EF.COM and hashes in EF.SOD.
 
 :func:`render_eac` adds to a profile text of :mod:`eidemu.emulator.pki.eid_profiles`, in
 blocks of their own (docs/eid.md, "Extended access control and the zones"):
 
 - ``pins``: the holder PIN (reference 03, 6 digits) and its PUK (04, 8 digits), after the
   PIN and PUK password references of BSI TR-03110-3 §B.11.1; both values are derived from
-  the identity (TEST data, written in the profile);
-- the private zone EF.DG3..EF.DG9 (spouse's, father's and mother's names, place of birth,
-  sex, photo, remarks, as the published design lists the private data) readable with
-  ``auth:01&ta:DGn&pin:03`` (PACE, TA with the read right, the holder PIN), and the household
+  the identity (TEST data, written in the profile). An authenticated terminal with the
+  PIN-management right (``ta:05``, TR-03110-3 Table C.4) may set a new PIN without the old
+  one and reset the counter without the PUK (``change`` and ``unblock`` ``auth:01&ta:05``);
+- the zone files, by reference to the chip's ``DGn.bin``: the private zone readable with
+  ``auth:01&ta:DGn&pin:03`` (PACE, TA with the read right, the holder PIN), the household
   zone EF.DG13 with ``auth:01&ta:DG13``;
 - ``options.eac``: the trust points (TEST CVCAs of fixtures/pki/eac) and the chip's date;
   the application type becomes ``eid`` (:class:`eidemu.emulator.applets.eid.EidApplication`).
 
 The data groups' layout is invented (the design published no format): ``<DG tag> { 80 UTF-8
-text }``, DG13 ``6D { 80 head of household, 81 relationship, 82 household number }``; the
-names are drawn deterministically from the identity's national ID. TEST DATA ONLY.
+text }``, DG13 ``6D { 80 head of household, 81 relationship, 82 household number }``, DG8
+``68 { 80 <the ISO/IEC 19794-5 face record of DG2> }``; the names are drawn
+deterministically from the identity's national ID. TEST DATA ONLY.
 """
 
 from __future__ import annotations
@@ -28,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from ..iso7816.tlv import TLV
-from .eid import REGISTRATION_AREAS, ROMANIZATION
+from .names import REGISTRATION_AREAS, ROMANIZATION
 
 PIN_REF = "03"
 PUK_REF = "04"
 SESSION = "auth:01"
+PIN_MANAGEMENT = f"{SESSION}&ta:05"  # PACE and TA with the PIN-management right (TR-03110-3 Table C.4, bit 5)
 
 _SURNAMES = tuple(ROMANIZATION)[:50]
 _GIVEN = tuple(ROMANIZATION)[50:]
@@ -45,10 +55,21 @@ ZONE_FILES: tuple[tuple[str, str, int, int, str], ...] = (
     ("0105", "05", 5, 0x65, "mother's name"),
     ("0106", "06", 6, 0x66, "place of birth"),
     ("0107", "07", 7, 0x67, "sex"),
-    ("0108", "08", 8, 0x68, "photo (the face image of DG2 again)"),
+    ("0108", "08", 8, 0x68, "photo (the face record of DG2 again)"),
     ("0109", "09", 9, 0x69, "remarks"),
     ("010D", "0D", 13, 0x6D, "household data"),
 )
+
+
+def carries_zones(slug: str) -> bool:
+    """The chips of a G3 identity carry the EAC zones (and the citizen-certificate zone,
+    :func:`eidemu.emulator.pki.eid_profiles.has_pki_zone`)."""
+    return slug.startswith("g3-")
+
+
+def has_eac_zones(chip: Mapping[str, Any]) -> bool:
+    """A chip record of ``eid/manifest.json`` whose data groups include the zones."""
+    return {dg for _, _, dg, _, _ in ZONE_FILES} <= set(chip.get("data_groups", ()))
 
 
 def _digest(national_id: str, label: str) -> bytes:
@@ -95,6 +116,21 @@ def encode_zone(dg: int, tag: int, values: tuple[str, ...]) -> bytes:
     return TLV.build(tag, *(TLV(0x80 + i, v.encode("utf-8")) for i, v in enumerate(values))).encode()
 
 
+def encode_photo(face_record: bytes) -> bytes:
+    """DG8 ``68 { 80 <ISO/IEC 19794-5 face record> }`` (invented layout, see the module docstring)."""
+    return TLV.build(0x68, TLV(0x80, face_record)).encode()
+
+
+def zone_data_groups(identity: Mapping[str, Any], face_record: bytes) -> dict[int, bytes]:
+    """The zones' data groups of an identity (``identity.json`` fields), by number: DG3..DG9
+    and DG13, DG8 holding ``face_record`` (the facial record of the chip's DG2)."""
+    texts = zone_texts(identity)
+    groups: dict[int, bytes] = {}
+    for _, _, dg, tag, _ in ZONE_FILES:
+        groups[dg] = encode_photo(face_record) if dg == 8 else encode_zone(dg, tag, texts[dg])
+    return groups
+
+
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
@@ -112,23 +148,21 @@ def render_eac(text: str, chip: Mapping[str, Any], pki_dir: Path, profile_path: 
     texts = zone_texts(identity)
     chip_dir = pki_dir / "eid" / chip["path"]
     files = ""
-    for fid, sfi, dg, tag, label in ZONE_FILES:
+    for fid, sfi, dg, _, label in ZONE_FILES:
         rule = f"{SESSION}&ta:DG{dg}" + ("" if dg == 13 else f"&pin:{PIN_REF}")
-        if dg == 8:
-            content = f"{{file: {_rel(chip_dir / 'DG2.bin', base)}}}"
-        else:
-            values = texts[dg]
-            content = encode_zone(dg, tag, values).hex().upper()
-            label = f"{label}: {' / '.join(values)}"
+        if dg != 8:
+            label = f"{label}: {' / '.join(texts[dg])}"
         files += (
             f'      - fid: {fid}\n        name: "EF.DG{dg} ({label}; EAC zone, invented layout)"\n        sfi: {sfi}\n'
-            f'        access: {{read: "{rule}"}}\n        content: {content}\n'
+            f'        access: {{read: "{rule}"}}\n        content: {{file: {_rel(chip_dir / f"DG{dg}.bin", base)}}}\n'
         )
     pins = (
         "# EAC zones (BSI TR-03110 modelled, see docs/eid.md): holder PIN 03 and PUK 04, TEST values.\n"
         "pins:\n"
         f'  - ref: {PIN_REF}\n    name: holder PIN of the private zone (TEST)\n    value: "{holder_pin(nid)}"\n'
         f"    tries: 3\n    min_length: 6\n    max_length: 8\n    puk: {PUK_REF}\n"
+        "    # a terminal with the PIN-management right: a new PIN without the old one, reset without the PUK\n"
+        f'    change: "{PIN_MANAGEMENT}"\n    unblock: "{PIN_MANAGEMENT}"\n'
         f'  - ref: {PUK_REF}\n    name: PUK of the holder PIN (TEST)\n    value: "{holder_puk(nid)}"\n'
         "    tries: 10\n    min_length: 8\n    max_length: 8\n"
     )
@@ -148,4 +182,18 @@ def render_eac(text: str, chip: Mapping[str, Any], pki_dir: Path, profile_path: 
     return text.replace(marker, marker + eac, 1)
 
 
-__all__ = ["PIN_REF", "PUK_REF", "ZONE_FILES", "encode_zone", "holder_pin", "holder_puk", "render_eac", "zone_texts"]
+__all__ = [
+    "PIN_MANAGEMENT",
+    "PIN_REF",
+    "PUK_REF",
+    "ZONE_FILES",
+    "carries_zones",
+    "encode_photo",
+    "encode_zone",
+    "has_eac_zones",
+    "holder_pin",
+    "holder_puk",
+    "render_eac",
+    "zone_data_groups",
+    "zone_texts",
+]

@@ -12,7 +12,9 @@ What is modelled (docs/eid.md, "Test PKI and data"; docs/test-pki.md):
   (9303-12 §9) listing the CSCA;
 * per synthetic identity one chip: EF.COM, DG1, DG2, DG11, DG12, DG14, DG15, EF.SOD,
   EF.CardAccess and EF.CardSecurity (:mod:`eidemu.emulator.icao.lds`) with the chip's
-  Chip Authentication key (ECDH brainpoolP256r1) and Active Authentication key.
+  Chip Authentication key (ECDH brainpoolP256r1) and Active Authentication key; the chips of
+  G3 identities also carry the EAC zones DG3-DG9 and DG13 (:mod:`.eac_zones`), listed in
+  EF.COM and hashed in EF.SOD like the other data groups.
 
 Invented where the Taiwan design is silent: the romanized MRZ names (Wade-Giles, as ROC
 passports commonly spell them), the place of birth (the county or city of the national ID's
@@ -41,7 +43,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ..icao import asn1, lds
+from .eac_zones import carries_zones, zone_data_groups
 from .identities import Identity
+from .names import REGISTRATION_AREAS, ROMANIZATION
 from .pem import cert_pem, iso_time, key_pem
 
 EID_DIR = "eid"
@@ -59,34 +63,6 @@ CSCA_NAME = "csca-tw"
 CSCA_CN = "CSCA Taiwan TEST"
 TEST_OU = "TEST ONLY - 測試用"
 ORGANIZATION = "Ministry of the Interior TEST"
-
-# Wade-Giles spellings (without apostrophes) of the characters identities.py draws names from.
-ROMANIZATION: dict[str, str] = {
-    "陳": "CHEN", "林": "LIN", "黃": "HUANG", "張": "CHANG", "李": "LI", "王": "WANG", "吳": "WU",
-    "劉": "LIU", "蔡": "TSAI", "楊": "YANG", "許": "HSU", "鄭": "CHENG", "謝": "HSIEH", "洪": "HUNG",
-    "郭": "KUO", "邱": "CHIU", "曾": "TSENG", "廖": "LIAO", "賴": "LAI", "徐": "HSU", "周": "CHOU",
-    "葉": "YEH", "蘇": "SU", "莊": "CHUANG", "呂": "LU", "江": "CHIANG", "何": "HO", "蕭": "HSIAO",
-    "羅": "LO", "高": "KAO", "潘": "PAN", "簡": "CHIEN", "朱": "CHU", "鍾": "CHUNG", "游": "YU",
-    "彭": "PENG", "詹": "CHAN", "胡": "HU", "施": "SHIH", "沈": "SHEN", "余": "YU", "盧": "LU",
-    "梁": "LIANG", "趙": "CHAO", "顏": "YEN", "柯": "KO", "翁": "WENG", "魏": "WEI", "孫": "SUN",
-    "戴": "TAI",
-    "佳": "CHIA", "俊": "CHUN", "信": "HSIN", "傑": "CHIEH", "冠": "KUAN", "君": "CHUN", "婷": "TING",
-    "子": "TZU", "宇": "YU", "宏": "HUNG", "宗": "TSUNG", "宜": "YI", "家": "CHIA", "廷": "TING",
-    "建": "CHIEN", "彥": "YEN", "志": "CHIH", "怡": "YI", "惠": "HUI", "承": "CHENG", "文": "WEN",
-    "明": "MING", "晴": "CHING", "書": "SHU", "柏": "PO", "欣": "HSIN", "涵": "HAN", "淑": "SHU",
-    "玲": "LING", "穎": "YING", "美": "MEI", "翰": "HAN", "芬": "FEN", "蓁": "CHEN", "詩": "SHIH",
-    "豪": "HAO", "鈺": "YU", "雅": "YA", "雯": "WEN",
-}  # fmt: skip
-
-# County or city of each national-ID registration letter (the letter table of taiwan-ids.md);
-# used as the invented place of birth.
-REGISTRATION_AREAS: dict[str, str] = {
-    "A": "臺北市", "B": "臺中市", "C": "基隆市", "D": "臺南市", "E": "高雄市", "F": "新北市",
-    "G": "宜蘭縣", "H": "桃園市", "I": "嘉義市", "J": "新竹縣", "K": "苗栗縣", "L": "臺中縣",
-    "M": "南投縣", "N": "彰化縣", "O": "新竹市", "P": "雲林縣", "Q": "嘉義縣", "R": "臺南縣",
-    "S": "高雄縣", "T": "屏東縣", "U": "花蓮縣", "V": "臺東縣", "W": "金門縣", "X": "澎湖縣",
-    "Y": "陽明山", "Z": "連江縣",
-}  # fmt: skip
 
 # PACE parameter sets the chips announce in EF.CardAccess (9303-11 §9.2 OIDs, §9.5 parameter IDs):
 # (mapping, cipher, parameterId). 13 = brainpoolP256r1, 12 = NIST P-256, 16 = brainpoolP384r1,
@@ -339,21 +315,30 @@ def build_csca_crl(
 
 @dataclass(frozen=True)
 class ChipSpec:
-    """One emulated chip: which identity, and which Active Authentication key it carries."""
+    """One emulated chip: which identity, which Active Authentication key it carries, and
+    whether it carries the EAC zones (the private DG3-DG9 and household DG13,
+    :mod:`eidemu.emulator.pki.eac_zones`)."""
 
     name: str
     slug: str
     aa: str  # "rsa-2048", "rsa-1024" or "ecdsa-brainpoolP256r1"
     description: str
+    zones: bool = False
 
 
 def chip_specs(slugs: Sequence[str]) -> list[ChipSpec]:
-    """One chip per identity (RSA-2048 AA), plus an ECDSA-AA and an RSA-1024-AA variant of the first."""
-    specs = [ChipSpec(slug, slug, "rsa-2048", "CA ECDH brainpoolP256r1, AA RSA-2048") for slug in slugs]
+    """One chip per identity (RSA-2048 AA), plus an ECDSA-AA and an RSA-1024-AA variant of the
+    first; the chips of G3 identities carry the EAC zones (:func:`eac_zones.carries_zones`)."""
+    specs = [
+        ChipSpec(slug, slug, "rsa-2048", "CA ECDH brainpoolP256r1, AA RSA-2048", carries_zones(slug)) for slug in slugs
+    ]
     if slugs:
         first = slugs[0]
-        specs.append(ChipSpec(f"{first}-aa-ecdsa", first, "ecdsa-brainpoolP256r1", "variant: AA ECDSA brainpoolP256r1"))
-        specs.append(ChipSpec(f"{first}-aa-rsa1024", first, "rsa-1024", "variant: AA RSA-1024"))
+        zones = carries_zones(first)
+        specs.append(
+            ChipSpec(f"{first}-aa-ecdsa", first, "ecdsa-brainpoolP256r1", "variant: AA ECDSA brainpoolP256r1", zones)
+        )
+        specs.append(ChipSpec(f"{first}-aa-rsa1024", first, "rsa-1024", "variant: AA RSA-1024", zones))
     return specs
 
 
@@ -412,6 +397,8 @@ class ChipFiles:
     files: dict[str, bytes]
     mrz: lds.Td1Mrz
     date_of_issue: dt.date
+    data_groups: list[int]
+    """The numbers of the data groups EF.COM lists and EF.SOD hashes, in order."""
 
 
 def build_chip(
@@ -420,8 +407,15 @@ def build_chip(
     aa_key: AaKey,
     signers: dict[str, IssuedKey],
     reference: dt.datetime,
+    zones: bool = False,
 ) -> ChipFiles:
-    """All LDS files of one chip (ICAO 9303-10 §4.6-4.7), EF.SOD signed by ``ds-valid``."""
+    """All LDS files of one chip (ICAO 9303-10 §4.6-4.7), EF.SOD signed by ``ds-valid``.
+
+    With ``zones``, the EAC zones' data groups DG3-DG9 and DG13
+    (:func:`eac_zones.zone_data_groups`) are files of the chip like the others: EF.COM lists
+    them and EF.SOD hashes them, as an EAC document lists and hashes its protected data
+    groups (9303-10 §4.6.1, §4.6.2); the chip refuses to read them without EAC (6982).
+    """
     issued, expiry = document_dates(identity, reference)
     mrz = mrz_of(identity, expiry)
     jpeg = face_jpeg(identity)
@@ -436,9 +430,10 @@ def build_chip(
     ]
     if isinstance(aa_key, ec.EllipticCurvePrivateKey):
         dg14_infos.append(lds.active_authentication_info(asn1.ECDSA_PLAIN_SHA256))
+    face = lds.FaceImage(jpeg, width, height, gender=gender)
     groups = {
         1: lds.Dg1(mrz).encode(),
-        2: lds.Dg2((lds.FaceImage(jpeg, width, height, gender=gender),)).encode(),
+        2: lds.Dg2((face,)).encode(),
         11: lds.Dg11(
             full_name=identity.name_zh,
             personal_number=identity.national_id,
@@ -449,6 +444,9 @@ def build_chip(
         14: lds.SecurityInfoSet(tuple(dg14_infos), lds.DG_TAGS[14]).encode(),
         15: lds.Dg15.from_key(aa_key.public_key()).encode(),
     }
+    if zones:
+        groups.update(zone_data_groups(identity.to_json(), face.encode()))
+    groups = dict(sorted(groups.items()))
     files = {f"DG{n}.bin": data for n, data in groups.items()}
     files["EF.COM.bin"] = lds.EfCom(tuple(lds.DG_TAGS[n] for n in groups)).encode()
     ds = signers["ds-valid"]
@@ -462,7 +460,7 @@ def build_chip(
         [*card_access, lds.chip_authentication_public_key_info(ca_key.public_key())], ds.cert, ds.key
     )
     files["face.jpg"] = jpeg
-    return ChipFiles(files, mrz, issued)
+    return ChipFiles(files, mrz, issued, list(groups))
 
 
 EID_README = """\
@@ -549,7 +547,7 @@ def generate_eid(
         identity = by_slug[chip_spec.slug]
         ca_key = ec.generate_private_key(CURVE())
         aa_key = new_aa_key(chip_spec.aa)
-        chip = build_chip(identity, ca_key, aa_key, signers, reference)
+        chip = build_chip(identity, ca_key, aa_key, signers, reference, chip_spec.zones)
         directory = root / "chips" / chip_spec.name
         directory.mkdir(parents=True)
         for name, data in chip.files.items():
@@ -567,7 +565,7 @@ def generate_eid(
             "mrz": list(chip.mrz.lines()),
             "mrz_information": chip.mrz.mrz_information,
             "date_of_issue": chip.date_of_issue.isoformat(),
-            "data_groups": [1, 2, 11, 12, 14, 15],
+            "data_groups": chip.data_groups,
             "chip_authentication": {"key": "chip-ca.key.pem", "agreement": "ECDH", "curve": "brainpoolP256r1"},
             "active_authentication": {"key": "aa.key.pem", "algorithm": chip_spec.aa},
         }

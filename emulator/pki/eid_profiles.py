@@ -27,7 +27,7 @@ from typing import Any
 
 from eidemu.fixtures import fixture_path
 
-from .eac_zones import render_eac
+from .eac_zones import carries_zones, has_eac_zones, render_eac
 
 FIXTURES = fixture_path()
 APPLICATION_TYPE = "emrtd"
@@ -249,7 +249,7 @@ def render_pki_zone(pki_dir: Path, slug: str, profile_path: Path, initial_pin: s
 
 def has_pki_zone(chip: Mapping[str, Any]) -> bool:
     """Chips of a G3 identity carry the citizen-certificate zone (the G3 chain's keys)."""
-    return str(chip["slug"]).startswith("g3-")
+    return carries_zones(str(chip["slug"]))
 
 
 def render_pki_profile(pki_dir: Path, slug: str, profile_path: Path, card_number: str, initial_pin: str) -> str:
@@ -358,9 +358,9 @@ def write_profiles(pki_dir: Path, out_dir: Path, chips: Sequence[str] = ()) -> l
         chip = known[name]
         path = out_dir / f"eid-{name}.yaml"
         text = render_profile(chip, pki_dir / "eid" / chip["path"], path, manifest["pace"])
-        if has_pki_zone(chip):
-            # The private and household zones (EAC) on the chips of G3 identities, beside the
-            # citizen-certificate zone; the other chips model the ICAO zone alone.
+        if has_eac_zones(chip):
+            # The private and household zones (EAC) on the chips whose LDS has them (those of
+            # G3 identities, beside the citizen-certificate zone); the others model the ICAO zone alone.
             text = render_eac(text, chip, pki_dir, path)
         path.write_text(text, "utf-8")
         paths.append(path)

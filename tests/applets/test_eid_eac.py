@@ -275,6 +275,70 @@ def test_change_reference_data(session: Session) -> None:
     assert session.send(CommandAPDU(0x00, 0x24, 0x00, 0x03, b"13572468" + b"12")) == 0x6A80  # too short
 
 
+def _ta_ca(session: Session, terminal: str) -> EacTerminal:
+    eac = session.eac(terminal)
+    eac.terminal_authentication(session.pace)
+    eac.chip_authentication()
+    return eac
+
+
+def test_pin_management_right_sets_a_new_pin_without_the_old_one(session: Session) -> None:
+    """CHANGE REFERENCE DATA P1 01 without VERIFY: at-private has the PIN-management right
+    (TR-03110-3 Table C.4, bit 5); the wrong try before it still counts."""
+    eac = _ta_ca(session, "at-private")
+    wrong = "000000" if PIN != "000000" else "111111"
+    assert _sw(lambda: eac.verify_pin(wrong)) == 0x63C2
+    assert session.send(CommandAPDU(0x00, 0x24, 0x01, 0x03, b"13572468")) == 0x9000
+    assert session.card.pins[0x03].remaining == 2
+    assert session.send(CommandAPDU(0x00, 0x24, 0x01, 0x03, b"12345")) == 0x6A80  # 5 digits: too short
+    assert _sw(lambda: eac.verify_pin(PIN)) == 0x63C1
+    eac.verify_pin("13572468")
+    assert eac.read_zone((3,))[3][:1] == b"\x63"
+
+
+def test_pin_management_right_resets_and_unblocks_without_the_puk(session: Session) -> None:
+    """RESET RETRY COUNTER P1 03 (no data) and P1 02 (new PIN) with the right; P1 01 with the
+    PUK stays the holder's way (ISO/IEC 7816-4:2020 §11.5.10)."""
+    eac = _ta_ca(session, "at-private")
+    wrong = "000000" if PIN != "000000" else "111111"
+    for expected in (0x63C2, 0x63C1, 0x6983):
+        assert _sw(lambda: eac.verify_pin(wrong)) == expected
+    assert session.send(CommandAPDU(0x00, 0x2C, 0x03, 0x03, b"1")) == 0x6700  # P1 03 takes no data
+    assert session.send(CommandAPDU(0x00, 0x2C, 0x03, 0x03)) == 0x9000
+    assert session.send(CommandAPDU(0x00, 0x20, 0x00, 0x03)) == 0x63C3
+    assert session.send(CommandAPDU(0x00, 0x2C, 0x02, 0x03, b"2468135")) == 0x9000
+    assert _sw(lambda: eac.verify_pin(PIN)) == 0x63C2
+    eac.verify_pin("2468135")
+    assert session.card.pins[0x03].remaining == 3
+
+
+@pytest.mark.parametrize("terminal", ["at-household", "at-public"])
+def test_without_the_pin_management_right_6982(session: Session, terminal: str) -> None:
+    """Neither at-household nor at-public (nor its DV) has the PIN-management right."""
+    _ta_ca(session, terminal)
+    for command in (
+        CommandAPDU(0x00, 0x24, 0x01, 0x03, b"13572468"),
+        CommandAPDU(0x00, 0x2C, 0x02, 0x03, b"13572468"),
+        CommandAPDU(0x00, 0x2C, 0x03, 0x03),
+    ):
+        assert session.send(command) == 0x6982, command
+    pin = session.card.pins[0x03]
+    assert pin.value == PIN.encode() and pin.remaining == 3
+    # the holder's ways stay open: the old PIN (P1 00) and the PUK (RESET RETRY COUNTER P1 01)
+    assert session.send(CommandAPDU(0x00, 0x2C, 0x01, 0x03, PUK.encode())) == 0x9000
+    assert session.send(CommandAPDU(0x00, 0x24, 0x00, 0x03, PIN.encode() + b"13572468")) == 0x9000
+    assert pin.value == b"13572468"
+
+
+def test_pin_management_right_without_pace_session_is_6982(session: Session) -> None:
+    """The right lives as long as the session: after a plain command, PIN management is refused."""
+    _ta_ca(session, "at-private")
+    card = session.card
+    assert card.transmit(bytes.fromhex("00A4040C07A0000002471001")) == b"\x90\x00"  # plain: the session ends
+    assert card.transmit(bytes.fromhex("002C0303")) == b"\x69\x82"
+    assert card.transmit(bytes.fromhex("0024010308") + b"13572468") == b"\x69\x82"
+
+
 def test_without_pace_ta_is_6982() -> None:
     card = load_profile(PROFILE_DIR / f"eid-{CHIP}.yaml").build()
     assert card.transmit(mse_set_dst("TWCVCA00001").encode()) == b"\x69\x82"

@@ -30,6 +30,20 @@ def test_the_emrtd_catalogue_passes_on_the_eid_chip(catalogue, profile):
     assert {f"EMRTD_PACE_{u}_{n}" for u in "BC" for n in range(1, 9)} <= {r.test.id for r in emrtd}
 
 
+def test_the_emrtd_catalogue_passes_on_the_chip_with_the_eac_zones(catalogue):
+    """eid-g3-valid-1: EF.COM lists and EF.SOD hashes DG3-DG9 and DG13, which answer 69 82
+    without EAC; every applicable eMRTD test passes (read_lds records them as protected)."""
+    results = run_tests(CardUnderTest("emulator:eid-g3-valid-1"), select_tests(catalogue, ["EMRTD_*"]))
+    applicable = [r for r in results if r.outcome != Outcome.NOT_APPLICABLE]
+    assert len(applicable) >= 80
+    assert [(r.test.id, r.message) for r in applicable if r.outcome != Outcome.PASSED] == []
+    assert {"EMRTD_LDS_A_2", "EMRTD_LDS_A_3", "EMRTD_PA_B_20", "EMRTD_BAC_B_3", "EMRTD_PACE_A_10"} <= {
+        r.test.id for r in applicable
+    }
+    units = {r.test.id.split("_")[1] for r in applicable}
+    assert units == {"ISO7816", "BAC", "PACE", "SM", "LDS", "PA", "CA", "AA"}
+
+
 def test_eidemu_conformance_run_exits_0_on_the_eid_chip(capsys):
     assert main(["conformance", "run", "--card", "emulator:eid-g2-valid-1", "--quiet"]) == 0
     assert "failed" not in capsys.readouterr().out
@@ -73,12 +87,16 @@ ONE_PROTECTED_EXCHANGE = NO_VERIFIED_RESPONSE | {
         ("ds-revoked", {"EMRTD_PA_C_3"}, "the Document Signer is revoked (keyCompromise)"),
         ("bad-mac", NO_VERIFIED_RESPONSE, "response MAC does not verify"),
         ("ssc-step", ONE_PROTECTED_EXCHANGE, "69 88"),
+        # behind EAC: the eMRTD tests cannot read DG5, the EAC case that reads the zones fails
+        ("zone-altered", {"EAC_ZONE_9"}, "DG5: the sha256 of DG5 differs from EF.SOD's"),
     ],
 )
 def test_broken_emrtd_doubles_fail_exactly_the_expected_tests(catalogue, tmp_path, defect, failing, message):
-    declaration = declaration_for("emulator:eid-g2-valid-1", None)
+    zones = defect == "zone-altered"
+    declaration = declaration_for(f"emulator:eid-g{3 if zones else 2}-valid-1", None)
     profile = build_emrtd_double(defect, tmp_path)
-    results = run_tests(CardUnderTest(f"emulator:{profile}", declaration), select_tests(catalogue, ["EMRTD_*"]))
+    selection = ["EMRTD_*", "EAC_*"] if zones else ["EMRTD_*"]
+    results = run_tests(CardUnderTest(f"emulator:{profile}", declaration), select_tests(catalogue, selection))
     applicable = [r for r in results if r.outcome != Outcome.NOT_APPLICABLE]
     failed = {r.test.id for r in results if r.outcome == Outcome.FAILED}
     if defect in ("bad-mac", "ssc-step"):

@@ -15,7 +15,7 @@ def test_run_catalogue_quiet_passes(capsys):
     assert main(["conformance", "run", "--quiet"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("emulator:iso-demo: ")
-    assert out[0].endswith(" passed, 207 not applicable")  # the MOICA eMRTD and eID-zone tests, scripts and Python
+    assert out[0].endswith(" passed, 214 not applicable")  # the MOICA eMRTD and eID-zone tests, scripts and Python
 
 
 def test_run_writes_junit_report_and_traces(tmp_path: Path, capsys):
@@ -36,7 +36,7 @@ def test_run_against_a_broken_card_exits_1_and_names_the_failure(capsys):
     assert main(["conformance", "run", "-q", "--card", card, "--card-config", "iso-demo"]) == 1
     out = capsys.readouterr().out
     assert "FAILED ISO_INS_01 (" in out and "status word: expected 6D 00, received 6E 00" in out
-    assert out.strip().splitlines()[-1].endswith("2 failed, 207 not applicable")
+    assert out.strip().splitlines()[-1].endswith("2 failed, 214 not applicable")
 
 
 def test_run_options_tokens_and_vars(tmp_path: Path, capsys):

@@ -62,6 +62,7 @@ def test_markers_and_keyword_selection(tmp_path: Path):
     listed = [line for line in destructive.stdout.splitlines() if "::" in line]
     names = sorted(line.rsplit("::", 1)[1] for line in listed)
     assert names == [
+        "EAC_PIN_10",
         "EAC_PIN_4",
         *(f"EID_PKI_PIN_0{i}" for i in range(2, 7)),
         "ISO_PIN_02",

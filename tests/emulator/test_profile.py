@@ -48,6 +48,10 @@ def load_text(tmp_path, text, name="p.yaml"):
             "pins[0].tries: expected a decimal integer",
         ),
         (BASE + "pins:\n  - ref: 01\n    value: '1234'\n    puk: 02\n", "PIN 01 names PUK 02, which is not defined"),
+        (
+            BASE + "pins:\n  - ref: 01\n    value: '1234'\n    change: sometimes\n",
+            "pins[0].change: unknown access condition 'sometimes'",
+        ),
         (BASE + "keys:\n  - {ref: 01, algorithm: 3des, value: 0011}\n", "keys[0].value: a 3des key is 16 or 24 bytes"),
         (BASE + "applications:\n  - {aid: A000, type: iso}\n", "applications[0].aid: an AID is 5..16 bytes"),
         (
@@ -115,3 +119,15 @@ def test_profile_id_changes_with_content(tmp_path):
     a = load_text(tmp_path, BASE, "a.yaml")
     b = load_text(tmp_path, BASE + "channels: 2\n", "b.yaml")
     assert a.profile_id != b.profile_id and a.profile_id.startswith("t#")
+
+
+def test_pin_change_and_unblock_conditions_are_parsed(tmp_path):
+    """``change`` (CHANGE REFERENCE DATA P1 01 without VERIFY) and ``unblock`` (RESET RETRY
+    COUNTER P1 02/03) default to never; the eID holder PIN names the PIN-management right."""
+    profile = load_text(
+        tmp_path, BASE + "pins:\n  - {ref: 01, value: '1234', change: 'auth:01&ta:05', unblock: 'pin:01'}\n"
+    )
+    pin = profile.build().pins[0x01]
+    assert str(pin.change) == "auth:01&ta:05" and str(pin.unblock) == "pin:01"
+    plain = load_text(tmp_path, BASE + "pins:\n  - {ref: 01, value: '1234'}\n", "q.yaml").build().pins[0x01]
+    assert str(plain.change) == str(plain.unblock) == "never"

@@ -34,7 +34,7 @@ def test_eac_and_pki_catalogue_passes_through_pcscd_and_vpcd(stack) -> None:
     pki = _run(stack.port, "eid-g3-valid-1-pki", PKI_SELECTION)
     applicable = [r for r in [*eac, *pki] if r.outcome != Outcome.NOT_APPLICABLE]
     assert [(r.test.id, r.message) for r in applicable if r.outcome != Outcome.PASSED] == []
-    assert len([r for r in eac if r.outcome == Outcome.PASSED]) == 38
+    assert len([r for r in eac if r.outcome == Outcome.PASSED]) == 45
     assert len(applicable) >= 60
     units = {r.test.id.split("_")[1] for r in eac}
     assert units == {"CVC", "TA", "CA", "PIN", "ZONE"}

@@ -36,6 +36,7 @@ def test_python_reader_ta_ca_pin_and_zones_over_pcsc(slots):
         assert report.check("terminal-authentication").reason == "TA v2 TWDVDOM00001 -> TWATPRIV0001"
         assert report.check("private-zone").reason == "DG3, DG4, DG5, DG6, DG7, DG8, DG9"
         assert report.check("household-zone").verdict is Verdict.PASSED
+        assert report.check("zone-hashes").reason == "DG3, DG4, DG5, DG6, DG7, DG8, DG9, DG13 match EF.SOD (sha256)"
         connection.reset()
         # the household-only terminal: TA passes, the private zone stays shut (6982)
         household = load_terminal(fixture_path("pki", "eac"), "at-household")
@@ -44,6 +45,7 @@ def test_python_reader_ta_ca_pin_and_zones_over_pcsc(slots):
         assert report.check("private-zone").reason == (
             "access denied: DG3 6982, DG4 6982, DG5 6982, DG6 6982, DG7 6982, DG8 6982, DG9 6982"
         )
+        assert report.check("zone-hashes").reason == "DG13 match EF.SOD (sha256)"
     finally:
         connection.close()
 

@@ -104,6 +104,23 @@ def load_key(path: Path) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     return key
 
 
+# The EAC zones (private DG3-DG9, household DG13) on the chips of G3 identities (docs/eid.md).
+ZONE_DGS = [3, 4, 5, 6, 7, 8, 9, 13]
+
+
+def expected_data_groups(chip: str) -> list[int]:
+    return sorted([1, 2, 11, 12, 14, 15] + (ZONE_DGS if chip.startswith("g3-") else []))
+
+
+def sod_hashes(sod: bytes) -> dict[int, bytes]:
+    """DataGroupHash values of an LDSSecurityObject, decoded with asn1crypto's generic types."""
+    security_object = core.Sequence.load(sod)
+    hashes = {}
+    for entry in core.SequenceOf.load(security_object[2].dump(), spec=core.Sequence):
+        hashes[core.Integer.load(entry[0].dump()).native] = core.OctetString.load(entry[1].dump()).native
+    return hashes
+
+
 @pytest.mark.parametrize("chip", CHIPS)
 def test_sod_verifies_with_openssl_and_hashes_match(chip: str, tmp_path: Path) -> None:
     sod = strip_template((chip_dir(chip) / "EF.SOD.bin").read_bytes(), 0x77)
@@ -115,12 +132,55 @@ def test_sod_verifies_with_openssl_and_hashes_match(chip: str, tmp_path: Path) -
     assert security_object[0].native == 0  # version v0
     algorithm = core.Sequence.load(security_object[1].dump())
     assert core.ObjectIdentifier.load(algorithm[0].dump()).dotted == "2.16.840.1.101.3.4.2.1"  # SHA-256
-    hashes = {}
-    for entry in core.SequenceOf.load(security_object[2].dump(), spec=core.Sequence):
-        hashes[core.Integer.load(entry[0].dump()).native] = core.OctetString.load(entry[1].dump()).native
-    assert sorted(hashes) == [1, 2, 11, 12, 14, 15]
+    hashes = sod_hashes(content)
+    assert sorted(hashes) == expected_data_groups(chip)
     for number, digest in hashes.items():
         assert hashlib.sha256((chip_dir(chip) / f"DG{number}.bin").read_bytes()).digest() == digest, number
+    record = json.loads((chip_dir(chip) / "chip.json").read_text("utf-8"))
+    assert record["data_groups"] == expected_data_groups(chip)
+
+
+@pytest.mark.parametrize("chip", CHIPS)
+def test_ef_com_lists_every_data_group_the_sod_hashes(chip: str) -> None:
+    """EF.COM's tag list 5C (9303-10 §4.6.1), walked here byte by byte: the EAC-protected
+    zones are listed like the others (DG3 63, DG4 76, DG5 65 ... DG13 6D)."""
+    value = strip_template((chip_dir(chip) / "EF.COM.bin").read_bytes(), 0x60)
+    at = value.index(b"\x5c")
+    tags = value[at + 2 : at + 2 + value[at + 1]]
+    number_of = {0x61: 1, 0x75: 2, 0x63: 3, 0x76: 4, 0x65: 5, 0x66: 6, 0x67: 7, 0x68: 8, 0x69: 9,
+                 0x6B: 11, 0x6C: 12, 0x6D: 13, 0x6E: 14, 0x6F: 15}  # fmt: skip
+    assert [number_of[t] for t in tags] == expected_data_groups(chip)
+
+
+@pytest.mark.parametrize("chip", [c for c in CHIPS if c.startswith("g3-")])
+@pytest.mark.parametrize("variant", ["EF.SOD.ds-expired.bin", "EF.SOD.ds-revoked.bin"])
+def test_sod_variants_hash_the_zones_too(chip: str, variant: str, tmp_path: Path) -> None:
+    sod = strip_template((chip_dir(chip) / variant).read_bytes(), 0x77)
+    result, content = cms_verify(sod, tmp_path, "-noverify")
+    assert result.returncode == 0, result.stderr
+    hashes = sod_hashes(content)
+    assert sorted(hashes) == expected_data_groups(chip)
+    for number in ZONE_DGS:
+        assert hashlib.sha256((chip_dir(chip) / f"DG{number}.bin").read_bytes()).digest() == hashes[number]
+
+
+@pytest.mark.parametrize("chip", [c for c in CHIPS if c.startswith("g3-")])
+def test_zone_data_groups_start_with_their_own_tags(chip: str) -> None:
+    """Each zone DG is one TLV with its ICAO tag (9303-10 §4.6); DG8 is ``68 { 80 <the facial
+    record of DG2> }`` (the invented layout of docs/eid.md), not a copy of DG2 (75)."""
+    tags = {3: 0x63, 4: 0x76, 5: 0x65, 6: 0x66, 7: 0x67, 8: 0x68, 9: 0x69, 13: 0x6D}
+    for number, tag in tags.items():
+        data = (chip_dir(chip) / f"DG{number}.bin").read_bytes()
+        value = strip_template(data, tag)
+        assert value[:1] == b"\x80", number
+    dg8 = strip_template((chip_dir(chip) / "DG8.bin").read_bytes(), 0x68)
+    assert dg8[:2] == b"\x80\x82"
+    record = dg8[4 : 4 + int.from_bytes(dg8[2:4], "big")]
+    assert len(dg8) == 4 + len(record)
+    dg2 = (chip_dir(chip) / "DG2.bin").read_bytes()
+    assert record[:8] == b"FAC\x00010\x00" and dg2.endswith(record)
+    dg7 = strip_template((chip_dir(chip) / "DG7.bin").read_bytes(), 0x67)
+    assert dg7[2:].decode("utf-8") == {"M": "男", "F": "女"}[identity_of(chip).sex]
 
 
 def test_sod_of_the_expired_document_signer_fails_as_expired(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """TEST DOUBLES: eID chips (eMRTD application) with one deliberate defect.
 
-Built at test time from the shipped profile ``eid-g2-valid-1`` (so they follow the fixtures
-when the test PKI is regenerated): the profile is copied with its file references made
-absolute, and one thing is changed.
+Built at test time from the shipped profile ``eid-g2-valid-1`` (``eid-g3-valid-1`` for the
+zone defect) so that they follow the fixtures when the test PKI is regenerated: the profile
+is copied with its file references made absolute, and one thing is changed.
 
 Defects:
 
@@ -17,6 +17,9 @@ Defects:
 - ``ssc-step``: after each response the chip steps its send sequence counter once more than
   ICAO Doc 9303-11 §9.8.3 says (option ``extra_ssc_step``), so its first answer in a session
   verifies and the next command's MAC no longer does.
+- ``zone-altered``: the G3 chip's DG5 (mother's name, private zone behind EAC) is changed
+  after signing (one UTF-8 continuation byte: another character), so EF.SOD's hash for DG5
+  is wrong; only a terminal that reads the zone after EAC can see it.
 
 The application type registers itself when this module is imported.
 """
@@ -35,7 +38,8 @@ from eidemu.emulator.iso7816.sm import CardSession
 from eidemu.emulator.profile import PROFILE_DIR
 
 BASE = "eid-g2-valid-1"
-DEFECTS = ("dg-hash", "ds-expired", "ds-revoked", "bad-mac", "ssc-step")
+ZONE_BASE = "eid-g3-valid-1"
+DEFECTS = ("dg-hash", "ds-expired", "ds-revoked", "bad-mac", "ssc-step", "zone-altered")
 
 
 @dataclass(frozen=True)
@@ -81,14 +85,21 @@ APPLICATION_TYPES.setdefault(BrokenEmrtdApplication.type_name, BrokenEmrtdApplic
 
 
 def build_emrtd_double(defect: str, workdir: Path) -> Path:
-    """Write the profile of an ``eid-g2-valid-1`` copy with ``defect``; return its path."""
+    """Write the profile of an ``eid-g2-valid-1`` (or ``eid-g3-valid-1``) copy with ``defect``;
+    return its path."""
     if defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r} (known: {', '.join(DEFECTS)})")
+    base = ZONE_BASE if defect == "zone-altered" else BASE
     # text edits, not a YAML round trip: the profile spells hex values (SFIs, FIDs) as plain scalars
-    chip = (PROFILE_DIR.parent / "pki" / "eid" / "chips" / "g2-valid-1").resolve()
-    text = (PROFILE_DIR / f"{BASE}.yaml").read_text(encoding="utf-8")
-    text = text.replace(f"name: {BASE}", f"name: broken-emrtd-{defect}", 1)
-    if defect == "dg-hash":
+    chip = (PROFILE_DIR.parent / "pki" / "eid" / "chips" / base.removeprefix("eid-")).resolve()
+    text = (PROFILE_DIR / f"{base}.yaml").read_text(encoding="utf-8")
+    text = text.replace(f"name: {base}", f"name: broken-emrtd-{defect}", 1)
+    if defect == "zone-altered":
+        dg5 = bytearray((chip / "DG5.bin").read_bytes())
+        dg5[-1] = 0x80 + (dg5[-1] - 0x80 + 1) % 0x40
+        (workdir / "DG5.bin").write_bytes(bytes(dg5))
+        text = _replace_once(text, "../pki/eid/chips/g3-valid-1/DG5.bin", str(workdir / "DG5.bin"))
+    elif defect == "dg-hash":
         dg12 = bytearray((chip / "DG12.bin").read_bytes())
         dg12[-1] = ord("0") + (dg12[-1] - ord("0") + 1) % 10  # last digit of the date of issue
         (workdir / "DG12.bin").write_bytes(bytes(dg12))
@@ -107,5 +118,5 @@ def build_emrtd_double(defect: str, workdir: Path) -> Path:
 
 def _replace_once(text: str, old: str, new: str) -> str:
     if text.count(old) != 1:
-        raise ValueError(f"{BASE}.yaml: expected one {old!r}")
+        raise ValueError(f"the base profile: expected one {old!r}")
     return text.replace(old, new)

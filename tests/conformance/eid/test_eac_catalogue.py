@@ -40,15 +40,15 @@ def test_eac_and_pki_catalogue_passes_in_process() -> None:
     pki = _run("eid-g3-valid-1-pki", PKI_SELECTION)
     results = [*eac, *pki]
     assert [(r.test.id, r.message) for r in results if r.outcome != Outcome.PASSED] == []
-    assert len(eac) == 38 and len(pki) == 27
+    assert len(eac) == 45 and len(pki) == 27
     assert len(results) >= 60
     assert {r.test.id.split("_")[1] for r in eac} == {"CVC", "TA", "CA", "PIN", "ZONE"}
-    assert {r.test.id for r in eac if r.test.destructive} == {"EAC_PIN_4"}
+    assert {r.test.id for r in eac if r.test.destructive} == {"EAC_PIN_4", "EAC_PIN_10"}
 
 
 def test_every_eac_case_is_described() -> None:
     tests = select_tests(load_catalogue(), ["EAC_*"])
-    assert len(tests) == 38
+    assert len(tests) == 45
     for _, test in tests:
         assert test.purpose and test.spec and test.tokens == ("EID-EAC",), test.id
 
@@ -60,7 +60,7 @@ def test_eac_tests_do_not_apply_to_the_iso_demo_card() -> None:
 
 def test_eidemu_conformance_run_passes_the_eac_tests(capsys) -> None:
     assert main(["conformance", "run", "--card", PROFILE, "--select", "EAC_*", "--quiet"]) == 0
-    assert capsys.readouterr().out.strip() == f"{PROFILE}: 38 tests: 38 passed"
+    assert capsys.readouterr().out.strip() == f"{PROFILE}: 45 tests: 45 passed"
 
 
 def test_declared_eac_variables_are_those_of_the_profiles() -> None:

@@ -13,6 +13,8 @@ from eidemu.cli.eid import register, run_read
 from eidemu.emulator.pki.eac_zones import holder_pin
 from eidemu.fixtures import fixture_path
 
+from ..broken.emrtd_doubles import build_emrtd_double
+
 CAN = "147502"  # eid-g3-valid-1: the EAC zones are on the chips of G3 identities
 
 NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))[
@@ -54,3 +56,39 @@ def test_usage_errors() -> None:
         run_read(parse("--terminal", "at-private", "--pin", "12"), io.StringIO())
     with pytest.raises(UsageError, match="no terminal 'nobody'"):
         run_read(parse("--terminal", "nobody"), io.StringIO())
+
+
+def test_the_zones_are_listed_and_hashed_in_ef_sod() -> None:
+    """EF.COM lists the zones: without EAC they are protected, not read, not failures; with
+    EAC each is read and checked against EF.SOD (zone-hashes)."""
+    out = io.StringIO()
+    assert run_read(parse(), out) == 0
+    text = out.getvalue()
+    assert "behind EAC, not read: DG3, DG4, DG5, DG6, DG7, DG8, DG9, DG13)\n" in text
+    assert "  pa.dg-hash:DG8: SKIPPED (behind Extended Access Control (6982), not read)\n" in text
+    assert "zone-hashes" not in text
+    out = io.StringIO()
+    assert run_read(parse("--terminal", "at-private", "--pin", holder_pin(NATIONAL_ID), "--json"), out) == 0
+    report = json.loads(out.getvalue())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["zone-hashes"] == {
+        "name": "zone-hashes",
+        "verdict": "PASSED",
+        "reason": "DG3, DG4, DG5, DG6, DG7, DG8, DG9, DG13 match EF.SOD (sha256)",
+    }
+    zones = {z["label"]: z["value"] for z in report["zones"]}
+    assert list(zones) == ["household DG13", *(f"private DG{n}" for n in range(3, 10))]
+    assert zones["private DG8"].startswith("face record, JPEG 240x320, ")
+    assert {f"DG{n}" for n in (3, 4, 5, 6, 7, 8, 9, 13)} <= set(report["files"])
+
+
+def test_a_zone_altered_after_signing_fails_zone_hashes(tmp_path) -> None:
+    profile = build_emrtd_double("zone-altered", tmp_path)
+    args = parse("--terminal", "at-private", "--pin", holder_pin(NATIONAL_ID))
+    args.card = f"emulator:{profile}"
+    out = io.StringIO()
+    assert run_read(args, out) == 1
+    text = out.getvalue()
+    assert "  zone-hashes: FAILED (DG5: the sha256 of DG5 differs from EF.SOD's)\n" in text
+    assert "  private-zone: PASSED (DG3, DG4, DG5, DG6, DG7, DG8, DG9)\n" in text
+    assert "result: FAILED (zone-hashes)\n" in text

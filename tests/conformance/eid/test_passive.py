@@ -8,7 +8,13 @@ import datetime as dt
 
 import pytest
 
-from eidemu.conformance.eid.passive import TrustStore, TrustStoreError, passive_authentication, verify_signed_data
+from eidemu.conformance.eid.passive import (
+    TrustStore,
+    TrustStoreError,
+    passive_authentication,
+    verify_signed_data,
+    zone_hashes,
+)
 from eidemu.conformance.eid.report import Verdict, failed_names
 from eidemu.fixtures import fixture_path
 
@@ -115,3 +121,48 @@ def test_a_file_that_is_no_master_list_is_a_one_line_error():
         TrustStore.from_master_list(CSCA / "csca-tw.crl")
     with pytest.raises(TrustStoreError, match=r"csca-tw\.crl: not an X\.509 certificate file"):
         TrustStore.from_certificates([CSCA / "csca-tw.crl"])
+
+
+# -- the EAC zones: listed in EF.COM, hashed in EF.SOD, read only after EAC -------------------------
+
+ZONE_CHIP = CHIPS / "g3-valid-1"
+ZONES = (3, 4, 5, 6, 7, 8, 9, 13)
+ZONE_SOD = (ZONE_CHIP / "EF.SOD.bin").read_bytes()
+PUBLIC = {n: (ZONE_CHIP / f"DG{n}.bin").read_bytes() for n in (1, 2, 11, 12, 14, 15)}
+ZONE_DATA = {n: (ZONE_CHIP / f"DG{n}.bin").read_bytes() for n in ZONES}
+
+
+def test_protected_data_groups_are_reported_not_read(trust):
+    checks = {c.name: c for c in passive_authentication(ZONE_SOD, PUBLIC, trust, NOW, ZONES)}
+    assert failed_names(checks.values()) == []
+    for n in ZONES:
+        assert (checks[f"pa.dg-hash:DG{n}"].verdict, checks[f"pa.dg-hash:DG{n}"].reason) == (
+            Verdict.SKIPPED,
+            "behind Extended Access Control (6982), not read",
+        )
+    # a protected data group EF.SOD does not hash fails its own check
+    checks = {c.name: c for c in passive_authentication(ZONE_SOD, PUBLIC, trust, NOW, (10,))}
+    assert (checks["pa.dg-hash:DG10"].verdict, checks["pa.dg-hash:DG10"].reason) == (
+        Verdict.FAILED,
+        "listed in EF.COM but not hashed in EF.SOD",
+    )
+    assert failed_names(checks.values()) == ["pa.dg-hash:DG10"]
+
+
+def test_zone_hashes_pass_on_the_shipped_chip_and_catch_an_altered_zone():
+    check = zone_hashes(ZONE_SOD, ZONE_DATA)
+    assert (check.name, check.verdict, check.reason) == (
+        "zone-hashes",
+        Verdict.PASSED,
+        "DG3, DG4, DG5, DG6, DG7, DG8, DG9, DG13 match EF.SOD (sha256)",
+    )
+    altered = dict(ZONE_DATA)
+    altered[13] = altered[13][:-1] + bytes([altered[13][-1] ^ 0x01])
+    check = zone_hashes(ZONE_SOD, altered)
+    assert (check.verdict, check.reason) == (Verdict.FAILED, "DG13: the sha256 of DG13 differs from EF.SOD's")
+    # another chip's EF.SOD does not hash the zones at all
+    check = zone_hashes(SOD, {3: ZONE_DATA[3]})
+    assert (check.verdict, check.reason) == (Verdict.FAILED, "DG3: read from the chip but not listed in EF.SOD")
+    assert zone_hashes(ZONE_SOD, {}).verdict is Verdict.SKIPPED
+    check = zone_hashes(b"\x30\x00", ZONE_DATA)
+    assert (check.verdict, check.reason) == (Verdict.FAILED, "EF.SOD: template tag 30, expected 77")
