@@ -68,3 +68,36 @@ def test_sign_pkcs7_over_pcsc_and_two_clients_are_served_in_turn(pcsc_service, s
 
 def test_sign_with_no_card_in_any_reader(pcsc_service):
     assert pcsc_service.call("/sign", {"tbs": "x", "pin": PIN})["ret_code"] == 0x76000006
+
+
+def test_eid_calls_over_pcsc_beside_a_citizen_card(pcsc_service, slots, tmp_path):
+    """An eID chip and a citizen card behind pcscd + vpcd: ListEID names the chip's reader; the
+    public data, then the private data in two steps (the relying party signing the challenge
+    with its TEST terminal key), every zone hashing as EF.SOD says; the citizen card signs
+    between the two steps in the other reader."""
+    from eidemu.conformance.eid.passive import zone_hashes
+    from eidemu.conformance.eid.report import Verdict
+
+    from .test_eidpm import CHIP, certificates, signed
+    from .test_eidpm import PIN as EID_PIN
+
+    slots.insert(0, load_profile("eid-g3-valid-1").build(tmp_path / "eid.json"))
+    slots.insert(1, load_profile("moica-g2-valid-1").build(tmp_path / "moica.json"))
+    wait_for_card(READER0)
+    wait_for_card(READER1)
+    assert pcsc_service.call("/eIDPM/ListEID", {})["eIDs"] == [{"slotDescription": READER0, "slotID": 0}]
+    public = pcsc_service.call("/eIDPM/GetEIDPublicData", {"can": CHIP["can"]})
+    assert public["result"] == "API_OK" and public["slotDescription"] == READER0
+    first = pcsc_service.call(
+        "/eIDPM/GetEIDPrivateDataStep1", {"can": CHIP["can"], "pin1": EID_PIN, **certificates("at-private")}
+    )
+    assert first["result"] == "API_OK", first
+    signature = pcsc_service.call("/sign", {"tbs": "between", "pin": PIN, "slotDescription": READER1})
+    assert signature["ret_code"] == 0 and signature["cardSN"] == "TP46375051237517"
+    second = {"handle": first["handle"], "signedData": signed("at-private", first["challenge"])}
+    answer = pcsc_service.call("/eIDPM/GetEIDPrivateDataStep2", second)
+    assert answer["result"] == "API_OK", answer
+    zones = {int(k[2:]): base64.b64decode(v) for k, v in answer.items() if k.startswith("dg")}
+    assert sorted(zones) == [3, 4, 5, 6, 7, 8, 9]
+    check = zone_hashes(base64.b64decode(public["sod"]), zones)
+    assert check.verdict is Verdict.PASSED, check
