@@ -656,6 +656,36 @@ def pin_unblock_with_right(context: FlowContext) -> None:
         restore(context, opened)
 
 
+def new_pin_refused_without_right(context: FlowContext, what: str, command: Callable[[str], CommandAPDU]) -> None:
+    """at-household, no VERIFY: ``command(new PIN)`` answers 6982, the new PIN is refused
+    (63C2), the old one still verifies."""
+    opened = full(context, "at-household", pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, what, 0x6982, opened.sw(command(new)))
+        expect(context, "VERIFY the new PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, "VERIFY the old PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
+def new_pin_set_with_right(context: FlowContext, what: str, command: Callable[[str], CommandAPDU]) -> None:
+    """at-private, no VERIFY: ``command(new PIN)`` answers 9000, the old PIN is refused (63C2),
+    the new one verifies; set back the same way."""
+    opened = full(context, pin=False)
+    pin = context.variable("EID_PIN").decode("ascii")
+    new = other_pin(pin)
+    try:
+        expect(context, what, 0x9000, opened.sw(command(new)))
+        expect(context, "VERIFY the old PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(pin)))
+        expect(context, "VERIFY the new PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(new)))
+        expect(context, f"{what} back", 0x9000, opened.sw(command(pin)))
+        expect(context, "VERIFY the PIN set back", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
+    finally:
+        restore(context, opened)
+
+
 @eac_test(
     "EAC_PIN_11",
     "A new PIN without the PUK needs the PIN-management right",
@@ -664,15 +694,7 @@ def pin_unblock_with_right(context: FlowContext) -> None:
     "the old one still verifies.",
 )
 def pin_reset_without_right(context: FlowContext) -> None:
-    opened = full(context, "at-household", pin=False)
-    pin = context.variable("EID_PIN").decode("ascii")
-    new = other_pin(pin)
-    try:
-        expect(context, "RESET RETRY COUNTER P1 02", 0x6982, opened.sw(reset_pin(new)))
-        expect(context, "VERIFY the new PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(new)))
-        expect(context, "VERIFY the old PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
-    finally:
-        restore(context, opened)
+    new_pin_refused_without_right(context, "RESET RETRY COUNTER P1 02", reset_pin)
 
 
 @eac_test(
@@ -683,17 +705,7 @@ def pin_reset_without_right(context: FlowContext) -> None:
     "new one verifies; set back the same way.",
 )
 def pin_reset_with_right(context: FlowContext) -> None:
-    opened = full(context, pin=False)
-    pin = context.variable("EID_PIN").decode("ascii")
-    new = other_pin(pin)
-    try:
-        expect(context, "RESET RETRY COUNTER P1 02", 0x9000, opened.sw(reset_pin(new)))
-        expect(context, "VERIFY the old PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(pin)))
-        expect(context, "VERIFY the new PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(new)))
-        expect(context, "RESET RETRY COUNTER P1 02 back", 0x9000, opened.sw(reset_pin(pin)))
-        expect(context, "VERIFY the PIN set back", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
-    finally:
-        restore(context, opened)
+    new_pin_set_with_right(context, "RESET RETRY COUNTER P1 02", reset_pin)
 
 
 @eac_test(
@@ -704,15 +716,7 @@ def pin_reset_with_right(context: FlowContext) -> None:
     "refused (63C2), the old one still verifies.",
 )
 def pin_change_without_right(context: FlowContext) -> None:
-    opened = full(context, "at-household", pin=False)
-    pin = context.variable("EID_PIN").decode("ascii")
-    new = other_pin(pin)
-    try:
-        expect(context, "CHANGE REFERENCE DATA P1 01", 0x6982, opened.sw(change_pin(new)))
-        expect(context, "VERIFY the new PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(new)))
-        expect(context, "VERIFY the old PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
-    finally:
-        restore(context, opened)
+    new_pin_refused_without_right(context, "CHANGE REFERENCE DATA P1 01", change_pin)
 
 
 @eac_test(
@@ -723,14 +727,4 @@ def pin_change_without_right(context: FlowContext) -> None:
     "refused (63C2), the new one verifies; changed back.",
 )
 def pin_change_with_right(context: FlowContext) -> None:
-    opened = full(context, pin=False)
-    pin = context.variable("EID_PIN").decode("ascii")
-    new = other_pin(pin)
-    try:
-        expect(context, "CHANGE REFERENCE DATA P1 01", 0x9000, opened.sw(change_pin(new)))
-        expect(context, "VERIFY the old PIN", 0x63C2, sw_of(lambda: opened.eac.verify_pin(pin)))
-        expect(context, "VERIFY the new PIN", 0x9000, sw_of(lambda: opened.eac.verify_pin(new)))
-        expect(context, "CHANGE REFERENCE DATA back", 0x9000, opened.sw(change_pin(pin)))
-        expect(context, "VERIFY the PIN changed back", 0x9000, sw_of(lambda: opened.eac.verify_pin(pin)))
-    finally:
-        restore(context, opened)
+    new_pin_set_with_right(context, "CHANGE REFERENCE DATA P1 01", change_pin)
