@@ -15,11 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from eidemu.conformance.connection import CardConnectionError
 from eidemu.conformance.probe import ALLOWED_INS, probe
 from eidemu.conformance.runner import CardUnderTest, Outcome, load_catalogue, run_tests, select_tests
 
@@ -56,11 +58,24 @@ class Vicc:
         self.argv, self.env = command  # type: ignore[misc]
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_card(READER0, present=True, timeout=15)
+    def start(self, attempts: int = 3, timeout: float = 15.0) -> None:
+        """Start vicc and wait for its card. vicc exits when it cannot connect to vpcd (the
+        driver may still hold the previous connection for a moment), so a vicc that exited
+        before its card appeared is started again, at most ``attempts`` times."""
+        deadline = time.monotonic() + timeout
+        for attempt in range(1, attempts + 1):
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            while self.process.poll() is None:
+                try:
+                    wait_for_card(READER0, present=True, timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                    return
+                except CardConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+            if attempt == attempts:
+                raise CardConnectionError(f"vicc exited {attempts} times before its card appeared in {READER0!r}")
 
     def stop(self) -> None:
         if self.process is None:
