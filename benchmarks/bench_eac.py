@@ -34,9 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_eid  # noqa: E402  (sets PCSCLITE_CSOCK_NAME before pyscard loads)
 from bench_eid import (  # noqa: E402
-    CAN,
     CHOICE,
-    PROFILE,
     READERS,
     TARGET,
     PlainRecorder,
@@ -59,6 +57,9 @@ from eidemu.emulator.pki.eac_zones import holder_pin  # noqa: E402
 from eidemu.fixtures import fixture_path  # noqa: E402
 
 EAC = fixture_path("pki", "eac")
+# The zones sit on the chips of G3 identities (docs/eid.md).
+PROFILE = "eid-g3-valid-1"
+CAN = json.loads(fixture_path("pki", "eid", "chips", "g3-valid-1", "chip.json").read_text("utf-8"))["can"]
 NATIONAL_ID = json.loads(fixture_path("pki", "identities", "g3-valid-1", "identity.json").read_text("utf-8"))[
     "national_id"
 ]
