@@ -16,6 +16,8 @@ from eidemu.emulator.pki.eac_zones import holder_pin, holder_puk, zone_texts
 from eidemu.fixtures import fixture_path
 from eidemu.hipki.app import EID_KEY
 
+from .test_api import NoReaders
+
 CHIP = json.loads((fixture_path("pki") / "eid" / "chips" / "g3-valid-1" / "chip.json").read_text("utf-8"))
 CHIP_DIR = fixture_path("pki") / "eid" / "chips" / "g3-valid-1"
 IDENTITY = json.loads((fixture_path("pki") / "identities" / "g3-valid-1" / "identity.json").read_text("utf-8"))
@@ -192,3 +194,24 @@ def test_change_pin_block_and_unblock_with_the_puk(eid):
         call(eid, "ChangePinEID", {"can": CHIP["can"], "oldPin": PIN, "newPin": "12"})["result"] == "API_BAD_PARAMETER"
     )
     assert call(eid, "UnblockCardEID", {"can": CHIP["can"], "puk": "123"})["result"] == "API_BAD_PARAMETER"
+
+
+def test_card_replaced_between_the_steps_no_reader_forbidden_origin_and_blocked_puk(eid):
+    first = step1(eid, pin1=PIN)
+    eid.control({"card": "remove"})
+    eid.control({"card": "insert"})  # the same chip again: a new insertion, its session gone
+    late = {"handle": first["handle"], "signedData": signed("at-private", first["challenge"])}
+    assert call(eid, "GetEIDPrivateDataStep2", late)["result"] == "API_CARD_REMOVED"
+    opaque = call(eid, "GetEIDPublicData", {"can": CHIP["can"]}, headers={"Origin": "null"})
+    assert opaque["result"] == "API_FORBIDDEN_DOMAIN"
+    wrong = "0" * 8 if PUK != "0" * 8 else "1" * 8
+    for left in range(9, 0, -1):
+        answer = call(eid, "UnblockCardEID", {"can": CHIP["can"], "puk": wrong})
+        assert (answer["result"], answer["triesLeft"]) == ("API_PUK_INCORRECT", left)
+    last = call(eid, "UnblockCardEID", {"can": CHIP["can"], "puk": wrong})  # 63C0 or 6983: both end it
+    assert last["triesLeft"] == 0 and last["result"] in ("API_PUK_INCORRECT", "API_PUK_BLOCKED")
+    answer = call(eid, "UnblockCardEID", {"can": CHIP["can"], "puk": PUK})
+    assert (answer["result"], answer["triesLeft"]) == ("API_PUK_BLOCKED", 0)
+    eid.service.source = NoReaders()
+    assert call(eid, "ListEID", {})["eIDs"] == []
+    assert call(eid, "GetEIDPublicData", {"can": CHIP["can"]})["result"] == "API_NO_READER"

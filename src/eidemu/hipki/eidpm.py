@@ -369,6 +369,10 @@ class EidCalls:
         if pending is None or pending.expires < self.clock():
             raise EidCallError(Result.HANDLE_INVALID, "unknown, used or expired handle: start again with Step1")
 
+        now = [s for s in self.service.list_slots(fresh=True) if s.description == pending.slot.description]
+        if not now or not now[0].present or now[0].generation != pending.slot.generation:
+            raise EidCallError(Result.CARD_REMOVED, "the card was removed since Step1: start again with Step1")
+
         def work(connection: CardConnection, session: SlotSession) -> dict[str, Any]:
             if session.connection is not pending.connection:
                 raise EidCallError(Result.CARD_REMOVED, "the card changed since Step1: start again with Step1")
