@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -152,7 +151,7 @@ def measure(card: Recording, echo, rounds: int) -> dict[str, list[float]]:  # ty
 
 
 def measure_pcsc_run(port: int, swap: bool, rounds: int) -> dict[str, list[float]]:
-    from bench_pcsc import Presence  # type: ignore[import-not-found]
+    from bench_pcsc import Presence, stop_processes  # type: ignore[import-not-found]
 
     from eidemu.conformance.pcsc import PcscConnection
 
@@ -170,13 +169,7 @@ def measure_pcsc_run(port: int, swap: bool, rounds: int) -> dict[str, list[float
             presence.wait(reader, True, timeout=15)
         return measure(Recording(PcscConnection(READERS[card_slot])), PcscConnection(READERS[echo_slot]), rounds)
     finally:
-        for process in cards:
-            process.send_signal(signal.SIGTERM)
-        for process in cards:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(cards)
         for reader in READERS:
             presence.wait(reader, False)
 

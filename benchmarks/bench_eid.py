@@ -203,7 +203,7 @@ def timed(action: Callable[[], object], before: Callable[[], object] | None = No
 
 
 def measure_pcsc_run(port: int, swap: bool, rounds: int, trust: TrustStore) -> dict[str, list[float]]:
-    from bench_pcsc import Presence  # type: ignore[import-not-found]
+    from bench_pcsc import Presence, stop_processes  # type: ignore[import-not-found]
 
     from eidemu.conformance.pcsc import PcscConnection
 
@@ -223,13 +223,7 @@ def measure_pcsc_run(port: int, swap: bool, rounds: int, trust: TrustStore) -> d
         echo = PcscConnection(READERS[echo_slot])
         return measure_both(card, echo, rounds, trust)
     finally:
-        for process in cards:
-            process.send_signal(signal.SIGTERM)
-        for process in cards:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(cards)
         for reader in READERS:
             presence.wait(reader, False)
 

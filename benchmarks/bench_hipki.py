@@ -32,7 +32,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -124,12 +123,9 @@ class Stack:
                 time.sleep(0.05)
 
     def close(self) -> None:
-        for process in (self.service, self.card):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        from bench_pcsc import stop_processes  # type: ignore[import-not-found]
+
+        stop_processes((self.service, self.card))
         wait_card(False)
 
 

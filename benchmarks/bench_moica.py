@@ -113,7 +113,7 @@ def measure_run(
     serve`, the echo card with this script's --echo-card mode. Neither shares an
     interpreter (and its GIL) with the measuring client. ``swap`` puts the card in slot 1.
     """
-    from bench_pcsc import Presence  # type: ignore[import-not-found]
+    from bench_pcsc import Presence, stop_processes  # type: ignore[import-not-found]
 
     from eidemu.conformance.pcsc import PcscConnection
 
@@ -161,13 +161,7 @@ def measure_run(
         moica.close()
         echo.close()
     finally:
-        for process in cards:
-            process.send_signal(signal.SIGTERM)
-        for process in cards:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(cards)
         for reader in READERS:  # empty again before the next run's cards arrive
             presence.wait(reader, False)
     return flow_times, floor_times, len(apdus)

@@ -131,12 +131,19 @@ def start_card(kind: str, port: int, profiles: int = 1) -> subprocess.Popen[byte
 
 
 def stop_card(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_processes([process])
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]] | tuple[subprocess.Popen[bytes], ...]) -> None:
+    """SIGTERM to each (cards, services) at once, then wait for each; killed after 5 s."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def time_block(conn, command: bytes, count: int, out: list[float]) -> None:

@@ -46,7 +46,7 @@ from ..icao import asn1, lds
 from .eac_zones import carries_zones, zone_data_groups
 from .identities import Identity
 from .names import REGISTRATION_AREAS, ROMANIZATION
-from .pem import cert_pem, iso_time, key_pem
+from .pem import cert_pem, iso_time, key_pem, key_usage
 
 EID_DIR = "eid"
 EID_MANIFEST_FORMAT = 1
@@ -170,20 +170,6 @@ def _private_key_usage_period(not_before: dt.datetime, not_after: dt.datetime) -
     return x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.16"), value)
 
 
-def _key_usage(*, cert_sign: bool = False, digital_signature: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 @dataclass(frozen=True)
 class SignerSpec:
     """A certificate the CSCA issues: file name, common name, validity and usage period (relative to generation)."""
@@ -237,7 +223,7 @@ def build_csca(key: ec.EllipticCurvePrivateKey, reference: dt.datetime) -> x509.
         .not_valid_before(reference - 5 * YEAR)
         .not_valid_after(reference + 15 * YEAR)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
         .add_extension(_private_key_usage_period(reference - 5 * YEAR, reference + 5 * YEAR), critical=False)
@@ -258,7 +244,7 @@ def build_signer(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(key_usage(digital_signature=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(csca.key.public_key()), critical=False)
         .add_extension(_private_key_usage_period(not_before, reference + spec.usage_to), critical=False)

@@ -39,7 +39,7 @@ from ..formats.moica_asn1 import OID_SUBJECT_DIRECTORY_ATTRIBUTES, encode_moica_
 from . import DEFAULT_BASE_URL, DEFAULT_SEED
 from .eid import eid_step_count, generate_eid
 from .identities import Identity, generate_identities
-from .pem import cert_pem, iso_time, key_pem
+from .pem import cert_pem, iso_time, key_pem, key_usage
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -243,17 +243,7 @@ def build_ca_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(key_cert_sign=True, crl_sign=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -280,16 +270,11 @@ def build_user_certificate(
 ) -> x509.Certificate:
     """A MOICA-shaped user certificate; ``usage`` is ``"sign"`` or ``"enc"`` (RFC 5280 §4.2.1.3 keyUsage)."""
     signing = usage == "sign"
-    key_usage = x509.KeyUsage(
+    usage_bits = key_usage(
         digital_signature=signing,
         content_commitment=signing,
         key_encipherment=not signing,
         data_encipherment=not signing,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
     )
     sda = x509.UnrecognizedExtension(
         x509.ObjectIdentifier(OID_SUBJECT_DIRECTORY_ATTRIBUTES), encode_moica_sda(identity.national_id_last4)
@@ -302,7 +287,7 @@ def build_user_certificate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(key_usage, critical=True)
+        .add_extension(usage_bits, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_GPKI_LEVEL3, None)]), critical=False)

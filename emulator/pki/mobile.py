@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .generate import CASpec, IssuedCA, build_user_certificate, new_rsa_key
-from .pem import cert_pem, key_pem
+from .pem import cert_pem, key_pem, key_usage
 from .store import IssuedCertificate, TestPki, load_certificate, load_rsa_key
 
 MOBILE_DIR = "mobile"
@@ -154,17 +154,7 @@ def _ics_certificate(
         .not_valid_after(not_before + ICS_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=not ca and bool(hosts),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(digital_signature=not ca, key_encipherment=not ca and bool(hosts), key_cert_sign=ca, crl_sign=ca),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

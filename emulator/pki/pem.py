@@ -1,4 +1,4 @@
-"""How the TEST PKIs write what they generate: keys, certificates and times."""
+"""How the TEST PKIs write what they generate: keys, certificates, times and the keyUsage bits."""
 
 from __future__ import annotations
 
@@ -22,3 +22,24 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def iso_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def key_usage(**granted: bool) -> x509.KeyUsage:
+    """RFC 5280 §4.2.1.3 keyUsage: the bits named ``True``, every other bit clear."""
+    unknown = set(granted) - set(KEY_USAGE_BITS)
+    if unknown:
+        raise ValueError(f"not keyUsage bits: {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{bit: granted.get(bit, False) for bit in KEY_USAGE_BITS})

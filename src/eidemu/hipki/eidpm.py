@@ -243,9 +243,10 @@ class EidCalls:
             session.is_eid = answer[-2:] == b"\x90\x00"
         return session.is_eid
 
-    def _eid_slots(self) -> list[SlotState]:
+    def _eid_slots(self, slots: list[SlotState]) -> list[SlotState]:
+        """Those of ``slots`` holding an eID chip."""
         found = []
-        for slot in self.service.list_slots(fresh=True):
+        for slot in slots:
             if slot.present:
                 try:
                     if self.service.with_connection(slot, self._is_eid):
@@ -259,15 +260,18 @@ class EidCalls:
         slots = self.service.list_slots(fresh=True)
         if not slots:
             raise EidCallError(Result.NO_READER, "no card reader")
-        if wanted is not None and not any(s.description == wanted for s in slots):
-            raise EidCallError(Result.NO_READER, f"no reader named {wanted!r}")
-        for slot in self._eid_slots():
-            if wanted is None or slot.description == wanted:
-                return slot
+        if wanted is not None:
+            slots = [s for s in slots if s.description == wanted]
+            if not slots:
+                raise EidCallError(Result.NO_READER, f"no reader named {wanted!r}")
+        found = self._eid_slots(slots)
+        if found:
+            return found[0]
         raise EidCallError(Result.NO_CARD, "no eID chip in the reader" + ("" if wanted is None else f" {wanted!r}"))
 
     def list_eid(self, package: dict[str, Any]) -> dict[str, Any]:
-        return {"eIDs": [{"slotDescription": s.description, "slotID": s.slot_id} for s in self._eid_slots()]}
+        eids = self._eid_slots(self.service.list_slots(fresh=True))
+        return {"eIDs": [{"slotDescription": s.description, "slotID": s.slot_id} for s in eids]}
 
     # -- PACE and the public data -------------------------------------------------------------
 
