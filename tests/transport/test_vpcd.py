@@ -382,6 +382,7 @@ def test_silent_peer_alone_is_dropped_after_the_hello_timeout(guarded):
     silent.settimeout(3)
     assert silent.recv(10) == b""
     assert 1.0 <= time.monotonic() - started < 2.5
+    wait_until(lambda: events_of(guarded.events, "peer-error"), 1.0)  # told just after the socket closes
     assert events_of(guarded.events, "peer-error") == ["dropped the connection: no vpcd control message within 1 s"]
     assert guarded.status == "listening"
     poll_like_vpcd(guarded.port).close()
@@ -396,6 +397,7 @@ def test_trickling_first_message_is_dropped_at_the_hello_deadline(guarded):
         time.sleep(0.4)
     assert trickler.recv(10) == b""
     assert time.monotonic() - started < 3.0  # the 1 s hello deadline, not the 5 s frame timeout
+    wait_until(lambda: events_of(guarded.events, "peer-error"), 1.0)  # told just after the socket closes
     assert events_of(guarded.events, "peer-error") == [
         "dropped the connection: frame incomplete at its deadline: 2 of 3 bytes received"
     ]
